@@ -1,0 +1,10 @@
+DROP TABLE module_executions;
+DROP TABLE run_modules;
+DROP TABLE runs;
+DROP TABLE scenario_module_period_usage;
+DROP TABLE scenario_daily_usage;
+DROP TABLE scenario_period_usage;
+DROP TABLE scenario_usage;
+DROP TABLE organization_daily_usage;
+DROP TABLE billing_periods;
+DROP TABLE organizations;

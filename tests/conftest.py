@@ -1,0 +1,128 @@
+"""Real servers for the tests: Kafka and PostgreSQL, isolated per test.
+
+Where the servers come from, in order: environment variables naming running
+servers (METERING_DATABASE_URL and METERING_KAFKA_BOOTSTRAP); testcontainers,
+where a Docker engine answers; else the local stack (`metering stack up`).
+Each test gets its own database (a copy of a migrated template) and its own
+topics, so no test sees another's data.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from deploy.stack.local import DATABASE_URL_ENV, KAFKA_BOOTSTRAP_ENV, Endpoints, LocalStack
+from services.infra.migrations.runner import migrate
+
+TEMPLATE_DATABASE = "metering_test_template"
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def _docker_engine_answers() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+def _from_testcontainers(stack: ExitStack) -> Endpoints:
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.postgres import PostgresContainer
+
+    postgres = stack.enter_context(PostgresContainer("postgres:15", driver=None))
+    kafka = stack.enter_context(KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft())
+    return Endpoints(
+        database_url=postgres.get_connection_url(),
+        kafka_bootstrap=kafka.get_bootstrap_server(),
+    )
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Endpoints]:
+    """The Kafka broker and PostgreSQL server every integration test talks to."""
+    if DATABASE_URL_ENV in os.environ and KAFKA_BOOTSTRAP_ENV in os.environ:
+        yield Endpoints(os.environ[DATABASE_URL_ENV], os.environ[KAFKA_BOOTSTRAP_ENV])
+        return
+    with ExitStack() as stack:
+        if _docker_engine_answers():
+            yield _from_testcontainers(stack)
+            return
+        local = LocalStack()
+        was_running = all(c.state != "stopped" for c in local.status())
+        endpoints = local.up()
+        if not was_running and os.environ.get("METERING_KEEP_STACK") != "1":
+            stack.callback(local.down)
+        yield endpoints
+
+
+@pytest.fixture(scope="session")
+def template_database(servers: Endpoints) -> str:
+    """A migrated database that each test's database is copied from."""
+    admin_url = _with_database(servers.database_url, "postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DATABASE}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{TEMPLATE_DATABASE}"')
+    migrate(_with_database(servers.database_url, TEMPLATE_DATABASE))
+    return TEMPLATE_DATABASE
+
+
+@pytest.fixture
+def database_url(servers: Endpoints, template_database: str) -> Iterator[str]:
+    """A fresh, migrated database of this test's own, dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    admin_url = _with_database(servers.database_url, "postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    yield _with_database(servers.database_url, name)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def empty_database_url(servers: Endpoints) -> Iterator[str]:
+    """A fresh database with no tables at all, dropped afterwards."""
+    name = f"empty_{uuid.uuid4().hex[:16]}"
+    admin_url = _with_database(servers.database_url, "postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield _with_database(servers.database_url, name)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def new_topic(servers: Endpoints) -> AsyncIterator[str]:
+    """A topic of this test's own (4 partitions, LogAppendTime), deleted afterwards."""
+    name = f"test.{uuid.uuid4().hex[:12]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [
+                NewTopic(
+                    name,
+                    num_partitions=4,
+                    replication_factor=1,
+                    topic_configs={"message.timestamp.type": "LogAppendTime"},
+                )
+            ]
+        )
+        yield name
+        await admin.delete_topics([name])
+    finally:
+        await admin.close()
