@@ -1,0 +1,150 @@
+"""The `data` of each event type, as pydantic models.
+
+Each model mirrors one JSON Schema file in `schemas/jsonschema/` (same
+fields, same constraints, no extra properties) so producers in any language
+and this service accept exactly the same documents.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from schemas.fields import (
+    MAX_COUNT,
+    Count,
+    Credits,
+    Identifier,
+    SignedCredits,
+    Text,
+    Timestamp,
+)
+
+ExecutionStatus = Literal["success", "warning", "error"]
+RunStatus = Literal["success", "warning", "error", "incomplete"]
+Trigger = Literal["scheduled", "instant", "manual", "webhook", "api"]
+NonNegative = Annotated[Count, Field(ge=0, le=MAX_COUNT)]
+ModuleType = Annotated[
+    str,
+    StringConstraints(
+        strict=True,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}:[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$",
+    ),
+]
+TimeZoneName = Annotated[
+    str,
+    StringConstraints(
+        strict=True, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
+    ),
+]
+
+
+class Payload(BaseModel):
+    """Base of every event's data: closed (no unknown fields), immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModuleExecutionCompletedV2(Payload):
+    """One module of a scenario run finished and used `credits`."""
+
+    organization_id: Identifier
+    scenario_id: Identifier
+    run_id: Identifier
+    module_id: Identifier = Field(description="The module's node id in the scenario.")
+    app: Identifier = Field(description="The app of the module, e.g. openai.")
+    action: Identifier = Field(description="The app's action, e.g. createCompletion.")
+    operations: NonNegative
+    credits: Credits
+    started_at: Timestamp
+    finished_at: Timestamp
+    status: ExecutionStatus
+
+
+class ModuleExecutionCompletedV1(Payload):
+    """The first shape: one `module_type` ("app:action") and no status (all succeeded)."""
+
+    organization_id: Identifier
+    scenario_id: Identifier
+    run_id: Identifier
+    module_id: Identifier
+    module_type: ModuleType
+    operations: NonNegative
+    credits: Credits
+    started_at: Timestamp
+    finished_at: Timestamp
+
+
+class ScenarioRunStartedV1(Payload):
+    organization_id: Identifier
+    scenario_id: Identifier
+    run_id: Identifier
+    trigger: Trigger
+    started_at: Timestamp
+
+
+class ScenarioRunFinishedV1(Payload):
+    organization_id: Identifier
+    scenario_id: Identifier
+    run_id: Identifier
+    trigger: Trigger
+    status: RunStatus
+    started_at: Timestamp
+    finished_at: Timestamp
+    duration_ms: NonNegative
+
+
+class SubscriptionPeriodStartedV1(Payload):
+    """A billing period began: `plan_credits` are available until `period_end`."""
+
+    organization_id: Identifier
+    plan: Text
+    plan_credits: Credits
+    period_start: Timestamp
+    period_end: Timestamp
+    timezone: TimeZoneName | None = Field(
+        default=None, description="IANA time zone for the organization's days, e.g. Europe/Prague."
+    )
+
+
+class PlanChangedV1(Payload):
+    organization_id: Identifier
+    plan: Text
+    plan_credits: Credits
+    effective_at: Timestamp
+
+
+class ExtraCreditsPurchasedV1(Payload):
+    """Extra credits, valid until the end of the billing period they were bought in."""
+
+    organization_id: Identifier
+    credits: Credits
+    purchase: Literal["manual", "automatic"]
+    purchased_at: Timestamp
+
+
+class AutoPurchaseConfiguredV1(Payload):
+    """Buy `pack_credits` whenever the credits left drop below `threshold_credits`."""
+
+    organization_id: Identifier
+    enabled: Annotated[bool, Field(strict=True)]
+    threshold_credits: Credits
+    pack_credits: Credits
+
+
+class CorrectedEvent(Payload):
+    source: Text
+    id: Text
+
+
+class CreditsAdjustedV1(Payload):
+    """A correction of any age; it counts in the period of the event it corrects."""
+
+    organization_id: Identifier
+    scenario_id: Identifier | None = None
+    run_id: Identifier | None = None
+    credits: SignedCredits
+    reason_code: Text
+    corrects_event: CorrectedEvent
+    corrects_time: Timestamp
