@@ -13,6 +13,8 @@ from services.infra.settings import ConnectionSettings
 app = typer.Typer(help="Credit metering service.", no_args_is_help=True)
 stack_app = typer.Typer(help="Local PostgreSQL and Kafka, without Docker.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
+ingest_app = typer.Typer(help="Kafka -> validated, deduplicated event store.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
 console = Console()
 
 
@@ -87,3 +89,19 @@ def run_command() -> None:
         "is no demo traffic and no API to query.[/yellow] Stop the stack with "
         "`.venv/bin/metering stack down`."
     )
+
+
+@ingest_app.command("run")
+def ingest_run() -> None:
+    """Consume the events topic into the event store until SIGTERM or Ctrl-C."""
+    import asyncio
+    import logging
+
+    from services.ingest.app import build_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(build_app().run())
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,174 @@
+"""The ingest service: a FastStream batch subscriber in a consumer group.
+
+FastStream's `AckPolicy.ACK` commits the consumer's position once the handler
+returns, and the handler returns only when the batch is durable, so offsets
+never run ahead of PostgreSQL. If the handler is interrupted (shutdown while a
+server is away), `NACK_ON_ERROR` semantics do not commit and the batch is
+redelivered; the event store's unique key makes the replay change nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import asyncpg
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
+from prometheus_client import start_http_server
+
+from services.infra.settings import ConnectionSettings
+from services.ingest import metrics
+from services.ingest.decoding import Limits
+from services.ingest.ingestor import Ingestor
+from services.ingest.recorder import prepare_connection
+from services.ingest.records import RawRecord, RecordOrigin, Rejection
+from services.ingest.settings import IngestSettings
+
+log = logging.getLogger(__name__)
+
+TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime"}
+
+
+async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int = 4) -> None:
+    """Create the topics if missing, with LogAppendTime (correctness rule 7)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process was quicker
+                await admin.create_topics(
+                    [NewTopic(t, partitions, 1, topic_configs=TOPIC_CONFIG) for t in missing]
+                )
+    finally:
+        await admin.close()
+
+
+class KafkaDeadLetters:
+    """Publishes each refused record, bytes and headers intact, with the reason in headers."""
+
+    transient: tuple[type[BaseException], ...] = (KafkaError, OSError, TimeoutError)
+
+    def __init__(self, broker: KafkaBroker, topic: str) -> None:
+        self._broker = broker
+        self._topic = topic
+
+    async def send(self, rejections: Sequence[Rejection]) -> None:
+        await asyncio.gather(*(self._send_one(r) for r in rejections))
+
+    async def _send_one(self, rejection: Rejection) -> None:
+        record = rejection.record
+        headers = {name: value.decode("utf-8", "replace") for name, value in record.headers}
+        headers |= {
+            "dlq_reason_code": rejection.reason_code.value,
+            "dlq_reason": rejection.reason[:1000],
+            "dlq_topic": record.origin.topic,
+            "dlq_partition": str(record.origin.partition),
+            "dlq_offset": str(record.origin.offset),
+        }
+        await self._broker.publish(
+            record.value or b"", topic=self._topic, key=record.key, headers=headers
+        )
+
+
+def to_raw(record: object) -> RawRecord:
+    """An aiokafka ConsumerRecord as ingest's own, library-free record."""
+    return RawRecord(
+        origin=RecordOrigin(record.topic, record.partition, record.offset),  # type: ignore[attr-defined]
+        key=record.key,  # type: ignore[attr-defined]
+        value=record.value,  # type: ignore[attr-defined]
+        headers=tuple(record.headers or ()),  # type: ignore[attr-defined]
+    )
+
+
+async def _raw_body(message: object) -> object:
+    """No decoding by FastStream: ingest decodes (and rejects) records itself."""
+    return None
+
+
+class IngestService:
+    """The broker, its batch subscriber and what the handler needs, started together."""
+
+    def __init__(self, connection: ConnectionSettings, settings: IngestSettings) -> None:
+        self.connection = connection
+        self.settings = settings
+        self.broker = KafkaBroker(
+            connection.kafka_bootstrap, graceful_timeout=settings.graceful_timeout_s, logger=log
+        )
+        self.subscriber = self.broker.subscriber(
+            connection.events_topic,
+            group_id=settings.group_id,
+            batch=True,
+            max_records=settings.max_batch,
+            batch_timeout_ms=settings.batch_timeout_ms,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.ACK,
+            decoder=_raw_body,
+        )
+        self.subscriber(self.on_batch)
+        self.ingestor: Ingestor | None = None
+        self.pool: asyncpg.Pool | None = None
+        self._lag_task: asyncio.Task[None] | None = None
+
+    async def on_batch(self, message: KafkaMessage) -> None:
+        assert self.ingestor is not None, "the service has not started"
+        await self.ingestor.ingest([to_raw(r) for r in message.raw_message])
+
+    async def start(self) -> None:
+        topics = [self.connection.events_topic, self.connection.dlq_topic]
+        await ensure_topics(self.connection.kafka_bootstrap, topics)
+        self.pool = await asyncpg.create_pool(
+            self.connection.database_url, min_size=1, max_size=2, init=prepare_connection
+        )
+        self.ingestor = Ingestor(
+            self.pool,
+            KafkaDeadLetters(self.broker, self.connection.dlq_topic),
+            Limits(self.settings.max_record_bytes, self.settings.max_future_s),
+            retry_max_s=self.settings.retry_max_s,
+        )
+        if self.settings.metrics_port:
+            start_http_server(self.settings.metrics_port)
+        self._lag_task = asyncio.create_task(self._watch_lag())
+
+    async def stop(self) -> None:
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+        if self.pool is not None:
+            await self.pool.close()
+
+    async def _watch_lag(self) -> None:
+        while True:
+            consumer = getattr(self.subscriber, "consumer", None)
+            if consumer is not None:
+                for tp in consumer.assignment():
+                    await _observe_lag(consumer, tp)
+            await asyncio.sleep(5)
+
+
+def build_app(
+    connection: ConnectionSettings | None = None, settings: IngestSettings | None = None
+) -> FastStream:
+    service = IngestService(connection or ConnectionSettings(), settings or IngestSettings())
+    app = FastStream(service.broker, logger=log)
+    app.on_startup(service.start)
+    app.after_shutdown(service.stop)
+    return app
+
+
+async def _observe_lag(consumer: object, tp: TopicPartition) -> None:
+    try:
+        end = consumer.highwater(tp)  # type: ignore[attr-defined]
+        position = await consumer.position(tp)  # type: ignore[attr-defined]
+    except (KafkaError, AssertionError, ValueError):
+        return
+    if end is not None:
+        metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(end - position, 0))

@@ -1,0 +1,184 @@
+"""Appends a batch to the event store in one transaction, set-based.
+
+A batch is copied (COPY) into a temporary table and inserted with one
+statement; the unique (source, id) key drops duplicates. An event whose id is
+already stored with a different payload is a conflict: the first one stays,
+the second goes to rejected_events. A redelivered Kafka record (same topic,
+partition and offset as the stored event) is neither: it is simply already
+there, which is what makes a replay after a crash change nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from services.ingest.records import NewEvent, ReasonCode, Rejection
+
+_INCOMING_DDL = """
+CREATE TEMP TABLE IF NOT EXISTS incoming_events (
+    ord integer, source text, id text, type text, organization_id text,
+    time timestamptz, data jsonb, payload_sha256 bytea,
+    kafka_topic text, kafka_partition integer, kafka_offset bigint
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS incoming_rejections (
+    reason_code text, reason text, source text, id text, type text,
+    organization_id text, kafka_topic text, kafka_partition integer,
+    kafka_offset bigint, kafka_key bytea, kafka_headers jsonb, raw bytea
+) ON COMMIT DELETE ROWS;
+"""
+
+_INCOMING_COLUMNS = (
+    "ord", "source", "id", "type", "organization_id", "time", "data", "payload_sha256",
+    "kafka_topic", "kafka_partition", "kafka_offset",
+)  # fmt: skip
+
+_INSERT_EVENTS = """
+INSERT INTO events (source, id, type, organization_id, time, data, payload_sha256,
+                    kafka_topic, kafka_partition, kafka_offset)
+SELECT source, id, type, organization_id, time, data, payload_sha256,
+       kafka_topic, kafka_partition, kafka_offset
+FROM incoming_events ORDER BY ord
+ON CONFLICT (source, id) DO NOTHING
+RETURNING source, id
+"""
+
+# A separate statement from the insert, so it sees rows that concurrent
+# writers committed while the insert waited on them.
+_CLASSIFY_NOT_INSERTED = """
+SELECT i.ord,
+       e.payload_sha256 = i.payload_sha256 AS same_payload,
+       (e.kafka_topic, e.kafka_partition, e.kafka_offset)
+         IS NOT DISTINCT FROM (i.kafka_topic, i.kafka_partition, i.kafka_offset) AS redelivered
+FROM incoming_events i JOIN events e USING (source, id)
+WHERE NOT (i.ord = ANY($1::integer[]))
+"""
+
+_REJECTION_COLUMNS = (
+    "reason_code", "reason", "source", "id", "type", "organization_id", "kafka_topic",
+    "kafka_partition", "kafka_offset", "kafka_key", "kafka_headers", "raw",
+)  # fmt: skip
+
+_INSERT_REJECTIONS = f"""
+INSERT INTO rejected_events ({", ".join(_REJECTION_COLUMNS)})
+SELECT {", ".join(_REJECTION_COLUMNS)} FROM incoming_rejections
+ON CONFLICT ON CONSTRAINT rejected_events_record DO NOTHING
+"""
+
+
+@dataclass
+class AppendResult:
+    """What one batch did to the store."""
+
+    accepted: list[NewEvent] = field(default_factory=list)
+    duplicates: list[NewEvent] = field(default_factory=list)
+    redelivered: list[NewEvent] = field(default_factory=list)
+    conflicts: list[Rejection] = field(default_factory=list)
+
+
+async def prepare_connection(connection: asyncpg.Connection) -> None:
+    """Pool `init` hook: the per-connection temporary tables a batch is copied into."""
+    await connection.execute(_INCOMING_DDL)
+
+
+def _conflict(event: NewEvent) -> Rejection:
+    return Rejection(
+        reason_code=ReasonCode.CONFLICT,
+        reason=f"event ({event.source}, {event.id}) is already stored with a different payload",
+        record=event.record,
+        source=event.source,
+        id=event.id,
+        type=event.type,
+        organization_id=event.organization_id,
+    )
+
+
+def _rejection_row(rejection: Rejection) -> tuple[object, ...]:
+    record = rejection.record
+    headers = {name: value.decode("utf-8", "replace") for name, value in record.headers}
+    return (
+        rejection.reason_code.value,
+        rejection.reason,
+        rejection.source,
+        rejection.id,
+        rejection.type,
+        rejection.organization_id,
+        record.origin.topic,
+        record.origin.partition,
+        record.origin.offset,
+        record.key,
+        json.dumps(headers),
+        record.value,
+    )
+
+
+Connection = asyncpg.Connection | PoolConnectionProxy
+"""A connection of its own or one borrowed from a pool."""
+
+
+async def append(
+    connection: Connection,
+    events: list[NewEvent],
+    rejections: list[Rejection],
+) -> AppendResult:
+    """Store a batch durably: events, conflicts and rejections in one transaction."""
+    result = AppendResult()
+    unique: dict[tuple[str, str], NewEvent] = {}
+    ords: list[int] = []
+    for index, event in enumerate(events):
+        first = unique.setdefault((event.source, event.id), event)
+        if first is event:
+            ords.append(index)
+        elif first.payload_sha256 == event.payload_sha256:
+            result.duplicates.append(event)
+        else:
+            result.conflicts.append(_conflict(event))
+
+    async with connection.transaction():
+        if ords:
+            await connection.copy_records_to_table(
+                "incoming_events",
+                columns=_INCOMING_COLUMNS,
+                records=[_event_row(i, events[i]) for i in ords],
+            )
+            inserted = await connection.fetch(_INSERT_EVENTS)
+            inserted_keys = {(row["source"], row["id"]) for row in inserted}
+            inserted_ords = [i for i in ords if (events[i].source, events[i].id) in inserted_keys]
+            result.accepted = [events[i] for i in inserted_ords]
+            if len(inserted_ords) < len(ords):
+                for row in await connection.fetch(_CLASSIFY_NOT_INSERTED, inserted_ords):
+                    event = events[row["ord"]]
+                    if row["redelivered"]:
+                        result.redelivered.append(event)
+                    elif row["same_payload"]:
+                        result.duplicates.append(event)
+                    else:
+                        result.conflicts.append(_conflict(event))
+        all_rejections = [*rejections, *result.conflicts]
+        if all_rejections:
+            await connection.copy_records_to_table(
+                "incoming_rejections",
+                columns=_REJECTION_COLUMNS,
+                records=[_rejection_row(r) for r in all_rejections],
+            )
+            await connection.execute(_INSERT_REJECTIONS)
+    return result
+
+
+def _event_row(ord_: int, event: NewEvent) -> tuple[object, ...]:
+    return (
+        ord_,
+        event.source,
+        event.id,
+        event.type,
+        event.organization_id,
+        event.time,
+        event.data_json,
+        event.payload_sha256,
+        event.record.origin.topic,
+        event.record.origin.partition,
+        event.record.origin.offset,
+    )

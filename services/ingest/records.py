@@ -1,0 +1,72 @@
+"""What ingest turns each Kafka record into: a new event for the store, or a rejection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOrigin:
+    """Where a record came from in Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """A Kafka record as ingest receives it, before any decoding."""
+
+    origin: RecordOrigin
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """A valid event, upcast to the newest version of its type, ready to append."""
+
+    source: str
+    id: str
+    type: str
+    organization_id: str
+    time: datetime
+    data_json: str
+    payload_sha256: bytes
+    record: RawRecord
+    """The record it came from: its place in Kafka, and its bytes should it conflict."""
+
+
+class ReasonCode(StrEnum):
+    """Why a record did not become an event (stored in rejected_events.reason_code)."""
+
+    EMPTY_MESSAGE = "empty_message"
+    OVERSIZED = "oversized"
+    WRONG_CONTENT_TYPE = "wrong_content_type"
+    NOT_JSON = "not_json"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_KEY = "missing_key"
+    KEY_MISMATCH = "key_mismatch"
+    INVALID_ENVELOPE = "invalid_envelope"
+    UNKNOWN_TYPE = "unknown_type"
+    UNKNOWN_VERSION = "unknown_version"
+    INVALID_DATA = "invalid_data"
+    TIME_IN_FUTURE = "time_in_future"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A record that did not become an event, with the reason, kept whole."""
+
+    reason_code: ReasonCode
+    reason: str
+    record: RawRecord
+    source: str | None = None
+    id: str | None = None
+    type: str | None = None
+    organization_id: str | None = None

@@ -1,0 +1,35 @@
+"""Settings of the ingest service (env prefix `METERING_INGEST_`)."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class IngestSettings(BaseSettings):
+    """Knobs of the ingest service; the servers come from ConnectionSettings."""
+
+    model_config = SettingsConfigDict(env_prefix="METERING_INGEST_", extra="ignore")
+
+    group_id: str = "metering-ingest"
+    """Kafka consumer group; run more processes with the same id to scale out."""
+
+    max_batch: int = 5000
+    """Most records appended in one transaction (bounds memory per batch)."""
+
+    batch_timeout_ms: int = 200
+    """How long to wait for a batch to fill before appending what there is."""
+
+    max_record_bytes: int = 256 * 1024
+    """Records larger than this are rejected as oversized."""
+
+    max_future_s: float = 300.0
+    """Events whose time is further ahead of now than this are rejected (clock skew)."""
+
+    retry_max_s: float = 5.0
+    """Longest pause between retries while PostgreSQL or Kafka is away."""
+
+    metrics_port: int = 9101
+    """Port of the Prometheus /metrics endpoint (0: none)."""
+
+    graceful_timeout_s: float = 15.0
+    """On SIGTERM, how long the current batch may take before it is abandoned."""

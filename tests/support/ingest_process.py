@@ -1,0 +1,85 @@
+"""Runs `metering ingest run` as a real process for the tests, and reads its metrics."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from deploy.stack.processes import free_port, port_answers
+
+
+class IngestProcess:
+    """One ingest service process against the given servers and topics."""
+
+    def __init__(
+        self,
+        database_url: str,
+        kafka_bootstrap: str,
+        topic: str,
+        dlq_topic: str,
+        group_id: str,
+        log_dir: Path,
+        max_batch: int = 2000,
+    ) -> None:
+        self.metrics_port = free_port()
+        self.env = {
+            **os.environ,
+            "METERING_DATABASE_URL": database_url,
+            "METERING_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "METERING_EVENTS_TOPIC": topic,
+            "METERING_DLQ_TOPIC": dlq_topic,
+            "METERING_INGEST_GROUP_ID": group_id,
+            "METERING_INGEST_METRICS_PORT": str(self.metrics_port),
+            "METERING_INGEST_MAX_BATCH": str(max_batch),
+            "METERING_INGEST_RETRY_MAX_S": "0.5",
+        }
+        self.log_dir = log_dir
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = (self.log_dir / f"ingest-{self.starts}.log").open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "ingest", "run"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while not port_answers(self.metrics_port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ingest did not start: {self.log()}")
+            time.sleep(0.1)
+
+    def log(self) -> str:
+        return (self.log_dir / f"ingest-{self.starts}.log").read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to finish anything."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(60)
+
+    def metrics(self) -> dict[str, float]:
+        """The process's counters, as {'name{labels}': value}."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as r:
+            text = r.read().decode()
+        values: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        return values
