@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from deploy.stack.local import Endpoints
 from schemas import TypedEvent
 from services.emitter import Emitter
 from tests.support.events import module_execution, random_credits, with_other_credits
 from tests.support.ingest_process import IngestProcess
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -41,20 +44,6 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(database_url)
     yield conn
     await conn.close()
-
-
-async def eventually(check: Callable[[], object], timeout_s: float = 60) -> None:
-    """Poll an async or sync check until it returns true."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout_s} s")
-        await asyncio.sleep(0.2)
 
 
 async def count(db: asyncpg.Connection, table: str) -> int:
@@ -110,3 +99,142 @@ async def test_ten_thousand_events_with_duplicates_and_conflicts_store_each_once
     assert metrics['ingest_records_rejected_total{reason="conflict"}'] == 100
     dead = await read_topic(servers.kafka_bootstrap, f"{new_topic}.dlq", 100)
     assert len(dead) == 100
+
+
+def bad_records(
+    valid: TypedEvent,
+) -> dict[str, tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]:
+    """One record per class of bad input, keyed by the reason it must be refused for."""
+    structured = [("content-type", b"application/cloudevents+json")]
+    good = valid.model_dump(mode="json", exclude_none=True)
+
+    def envelope(**changes: object) -> bytes:
+        return json.dumps({**good, **changes}).encode()
+
+    def data(**changes: object) -> bytes:
+        return envelope(data={**good["data"], **changes})
+
+    org = valid.subject.encode()
+    return {
+        "not_json": (org, b"{nope", structured),
+        "not_an_object": (org, b"[1, 2, 3]", structured),
+        "invalid_envelope": (org, envelope(id=None), structured),
+        "invalid_data": (org, data(operations="three"), structured),
+        "unknown_type": (org, envelope(type="com.example.other.v1"), structured),
+        "unknown_version": (
+            org,
+            envelope(type="com.metering.module_execution.completed.v9"),
+            structured,
+        ),
+        "time_in_future": (org, envelope(time="2099-01-01T00:00:00Z"), structured),
+        "oversized": (org, b"{" + b" " * 300_000 + b"}", structured),
+        "wrong_content_type": (org, envelope(), [("content-type", b"application/xml")]),
+        "empty_message": (org, None, structured),
+        "missing_key": (None, envelope(), structured),
+    }
+
+
+async def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason(
+    servers: Endpoints, new_topic: str, ingest: IngestProcess, db: asyncpg.Connection
+) -> None:
+    before = module_execution("org-1", 1, Decimal("1.5"))
+    after = module_execution("org-1", 2, Decimal("2.5"))
+    negative = module_execution("org-1", 3, Decimal("0"))
+    over_precise = module_execution("org-1", 4, Decimal("0"))
+    bad = bad_records(before)
+    for name, event, credits in (
+        ("negative_credits", negative, "-1"),
+        ("over_precise", over_precise, "1.0000001"),
+    ):
+        document = event.model_dump(mode="json", exclude_none=True)
+        document["data"]["credits"] = credits
+        bad[name] = (
+            b"org-1",
+            json.dumps(document).encode(),
+            [("content-type", b"application/cloudevents+json")],
+        )
+    ingest.start()
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=servers.kafka_bootstrap, max_request_size=2_000_000
+    )
+    await producer.start()
+    try:
+        async with Emitter(servers.kafka_bootstrap, new_topic, "runner-test") as emitter:
+            await emitter.send(before)
+            for key, value, headers in bad.values():
+                await producer.send_and_wait(
+                    new_topic, value, key=key, headers=headers, partition=0
+                )
+            await emitter.send(after)
+    finally:
+        await producer.stop()
+
+    expected_reasons = {
+        **{name: name for name in bad},
+        "negative_credits": "invalid_data",
+        "over_precise": "invalid_data",
+    }
+    await eventually(lambda: _rejected_count(db, len(bad)))
+    rows = await db.fetch(
+        "SELECT reason_code, reason, raw, kafka_offset FROM rejected_events ORDER BY kafka_offset"
+    )
+    assert sorted(r["reason_code"] for r in rows) == sorted(expected_reasons.values())
+    assert all(r["reason"] for r in rows)
+    assert sorted(r["id"] for r in await db.fetch("SELECT id FROM events")) == ["evt-1", "evt-2"]
+    dead = await read_topic(servers.kafka_bootstrap, f"{new_topic}.dlq", len(bad))
+    reasons = sorted(dict(r.headers)["dlq_reason_code"].decode() for r in dead)  # type: ignore[attr-defined]
+    assert reasons == sorted(expected_reasons.values())
+    by_reason = {dict(r.headers)["dlq_reason_code"].decode(): r for r in dead}  # type: ignore[attr-defined]
+    assert by_reason["not_json"].value == b"{nope"  # type: ignore[attr-defined]
+
+
+async def _rejected_count(db: asyncpg.Connection, expected: int) -> bool:
+    return await count(db, "rejected_events") >= expected
+
+
+async def test_a_killed_ingest_restarts_and_stores_every_event_exactly_once(
+    servers: Endpoints, new_topic: str, ingest: IngestProcess, db: asyncpg.Connection
+) -> None:
+    rng = random.Random(11)
+    events = [module_execution(f"org-{i % 50}", i, random_credits(rng)) for i in range(100_000)]
+    async with Emitter(servers.kafka_bootstrap, new_topic, "runner-test") as emitter:
+        await emitter.send_many(events)
+    ingest.start()
+
+    await eventually(lambda: _stored_at_least(db, 20_000), timeout_s=120)
+    ingest.kill()
+    killed_at = await count(db, "events")
+    assert killed_at < 100_000, "the stream ended before the kill; nothing was tested"
+    ingest.start()
+
+    await eventually(lambda: _stored_at_least(db, 100_000), timeout_s=180)
+    await asyncio.sleep(1)  # anything doubled would arrive now
+    rows = await db.fetch("SELECT id, count(*) AS n FROM events GROUP BY id HAVING count(*) > 1")
+    assert rows == []
+    assert await count(db, "events") == 100_000
+    total = await db.fetchval("SELECT sum((data->>'credits')::numeric) FROM events")
+    assert total == sum(e.data.credits for e in events)  # type: ignore[attr-defined]
+    assert await count(db, "rejected_events") == 0
+
+
+async def test_sigterm_ends_ingest_cleanly_and_a_restart_resumes(
+    servers: Endpoints, new_topic: str, ingest: IngestProcess, db: asyncpg.Connection
+) -> None:
+    rng = random.Random(13)
+    events = [module_execution(f"org-{i % 10}", i, random_credits(rng)) for i in range(30_000)]
+    async with Emitter(servers.kafka_bootstrap, new_topic, "runner-test") as emitter:
+        await emitter.send_many(events)
+    ingest.start()
+    await eventually(lambda: _stored_at_least(db, 5_000), timeout_s=120)
+
+    assert ingest.stop() == 0
+    ingest.start()
+
+    await eventually(lambda: _stored_at_least(db, 30_000), timeout_s=120)
+    assert ingest.metrics().get("ingest_records_redelivered_total", 0) == 0
+    assert await count(db, "events") == 30_000
+
+
+async def _stored_at_least(db: asyncpg.Connection, expected: int) -> bool:
+    return await count(db, "events") >= expected

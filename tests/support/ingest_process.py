@@ -60,6 +60,9 @@ class IngestProcess:
     def log(self) -> str:
         return (self.log_dir / f"ingest-{self.starts}.log").read_text(errors="replace")
 
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def kill(self) -> None:
         """SIGKILL: no chance to finish anything."""
         assert self.process is not None
