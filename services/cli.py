@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -101,6 +103,72 @@ def ingest_run() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     asyncio.run(build_app().run())
+
+
+@app.command("emit")
+def emit_command(
+    type_name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="TYPE", help="Event type, e.g. com.metering.module_execution.completed.v2"
+        ),
+    ] = None,
+    data: Annotated[str | None, typer.Option(help="The event's data as a JSON object.")] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            help='JSON lines, each {"type": ..., "data": {...}} with optional "id", "time".'
+        ),
+    ] = None,
+    source: Annotated[
+        str, typer.Option(help="CloudEvents source of this producer.")
+    ] = "metering-cli",
+    event_id: Annotated[
+        str | None, typer.Option("--id", help="Event id (default: a new UUID).")
+    ] = None,
+    binary: Annotated[
+        bool, typer.Option(help="Use the binary Kafka binding (ce_* headers).")
+    ] = False,
+) -> None:
+    """Send well-formed CloudEvents to the events topic, keyed by organization."""
+    import asyncio
+    import json
+
+    from pydantic import ValidationError
+
+    from services.emitter import Emitter
+    from services.emitter.client import Mode, build_event
+
+    if (type_name is None) == (file is None):
+        raise typer.BadParameter("give either TYPE with --data, or --file")
+    try:
+        if file is not None:
+            lines = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+            events = [
+                build_event(line["type"], line["data"], source=source, event_id=line.get("id"))
+                for line in lines
+            ]
+        else:
+            assert type_name is not None
+            events = [
+                build_event(type_name, json.loads(data or "{}"), source=source, event_id=event_id)
+            ]
+    except (ValidationError, ValueError, KeyError) as error:
+        console.print(f"[red]not sent[/red]: {error}")
+        raise typer.Exit(2) from None
+
+    settings = ConnectionSettings()
+
+    async def send() -> None:
+        mode: Mode = "binary" if binary else "structured"
+        async with Emitter(
+            settings.kafka_bootstrap, settings.events_topic, source, mode
+        ) as emitter:
+            await emitter.send_many(events)
+
+    asyncio.run(send())
+    for event in events:
+        print(f"sent {event.type} {event.id} for {event.subject}")
 
 
 if __name__ == "__main__":
