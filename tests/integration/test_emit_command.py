@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from deploy.stack.local import Endpoints
 
