@@ -1,0 +1,16 @@
+# One image for every service: `metering ingest run`, `metering projector run`,
+# `metering api run`, `metering migrate`.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY schemas ./schemas
+COPY services ./services
+COPY deploy ./deploy
+RUN pip install --no-cache-dir --prefix=/install .
+
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --no-create-home metering
+COPY --from=build /install /usr/local
+USER metering
+ENTRYPOINT ["metering"]
+CMD ["--help"]

@@ -1,0 +1,193 @@
+"""Ingest throughput: 1M events already in Kafka -> event store, by the real service.
+
+Also measures the two halves of the hot path on their own, in this process:
+decoding (bytes -> validated event) and appending (COPY + insert + commit),
+so a shortfall can be put where it belongs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import psycopg
+from aiokafka import AIOKafkaProducer
+from rich.console import Console
+
+from deploy.stack.local import LocalStack
+from deploy.stack.processes import free_port, port_answers
+from services.infra.migrations.runner import migrate
+from services.ingest.app import ensure_topics
+from services.ingest.decoding import Limits, decode
+from services.ingest.recorder import append, prepare_connection
+from services.ingest.records import NewEvent, RawRecord, RecordOrigin
+
+EVENTS = int(os.environ.get("BENCH_INGEST_EVENTS", "1000000"))
+ORGANIZATIONS = 1000
+HEADERS = [("content-type", b"application/cloudevents+json")]
+console = Console()
+
+
+def record_value(i: int) -> tuple[bytes, bytes]:
+    org = f"org-{i % ORGANIZATIONS}"
+    second = i % 86400
+    stamp = f"2026-11-20T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
+    value = (
+        '{"specversion":"1.0","id":"e-%d","source":"bench","type":'
+        '"com.metering.module_execution.completed.v2","subject":"%s","time":"%s","data":'
+        '{"organization_id":"%s","scenario_id":"scn-%d","run_id":"run-%d","module_id":"%d",'
+        '"app":"openai","action":"createCompletion","operations":1,"credits":"%d.%06d",'
+        '"started_at":"%s","finished_at":"%s","status":"success"}}'
+    ) % (i, org, stamp, org, i % 37, i // 10, i % 10, i % 7, i % 999983, stamp, stamp)
+    return org.encode(), value.encode()
+
+
+async def produce(bootstrap: str, topic: str) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=50, max_batch_size=1 << 20, acks=1
+    )
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        pending = []
+        for i in range(EVENTS):
+            key, value = record_value(i)
+            pending.append(await producer.send(topic, value, key=key, headers=HEADERS))
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending = []
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return EVENTS / (time.perf_counter() - started)
+
+
+def fresh_database(url: str) -> str:
+    name = f"bench_ingest_{uuid.uuid4().hex[:8]}"
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    database = url.rsplit("/", 1)[0] + f"/{name}"
+    migrate(database)
+    return database
+
+
+def rss_mb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def accepted(metrics_port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+        text = response.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("ingest_events_accepted_total{")
+    )
+
+
+def run_service(database: str, bootstrap: str, topic: str) -> dict[str, float]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "METERING_DATABASE_URL": database,
+        "METERING_KAFKA_BOOTSTRAP": bootstrap,
+        "METERING_EVENTS_TOPIC": topic,
+        "METERING_DLQ_TOPIC": f"{topic}.dlq",
+        "METERING_INGEST_GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
+        "METERING_INGEST_METRICS_PORT": str(port),
+    }
+    log = Path(tempfile.mkdtemp()) / "ingest.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "ingest", "run"], env=env, stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        while not port_answers(port):
+            time.sleep(0.05)
+        started = time.perf_counter()
+        rss_at_tenth = 0.0
+        done = 0.0
+        while done < EVENTS:
+            time.sleep(0.25)
+            done = accepted(port)
+            if not rss_at_tenth and done >= EVENTS / 10:
+                rss_at_tenth = rss_mb(process.pid, "VmRSS")
+            if process.poll() is not None:
+                raise RuntimeError(f"ingest exited: {log.read_text()[-2000:]}")
+        elapsed = time.perf_counter() - started
+        return {
+            "events_per_s": round(EVENTS / elapsed),
+            "seconds": round(elapsed, 2),
+            "peak_rss_mb": round(rss_mb(process.pid, "VmHWM"), 1),
+            "rss_mb_at_10_percent": round(rss_at_tenth, 1),
+            "rss_mb_at_end": round(rss_mb(process.pid, "VmRSS"), 1),
+        }
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def decode_rate(n: int = 100_000) -> tuple[float, list[NewEvent]]:
+    records = [
+        RawRecord(RecordOrigin("t", 0, i), *record_value(i), tuple(HEADERS)) for i in range(n)
+    ]
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    events = [decode(r, now, Limits()) for r in records]
+    rate = n / (time.perf_counter() - started)
+    return rate, [e for e in events if isinstance(e, NewEvent)]
+
+
+async def append_rate(database: str, events: list[NewEvent], batch: int = 5000) -> float:
+    conn = await asyncpg.connect(database)
+    await prepare_connection(conn)
+    await conn.execute("TRUNCATE events")
+    started = time.perf_counter()
+    for i in range(0, len(events), batch):
+        await append(conn, events[i : i + batch], [])
+    rate = len(events) / (time.perf_counter() - started)
+    await conn.execute("TRUNCATE events")
+    await conn.close()
+    return rate
+
+
+def main() -> dict[str, float]:
+    endpoints = LocalStack().up()
+    database = fresh_database(endpoints.database_url)
+    topic = f"bench.ingest.{uuid.uuid4().hex[:8]}"
+    asyncio.run(ensure_topics(endpoints.kafka_bootstrap, [topic]))
+    console.print(f"producing {EVENTS:,} events to {topic} ...")
+    produce_rate = asyncio.run(produce(endpoints.kafka_bootstrap, topic))
+    console.print(f"  produced at {produce_rate:,.0f} events/s")
+    decode_per_s, decoded = decode_rate()
+    append_per_s = asyncio.run(append_rate(database, decoded))
+    console.print(f"  decode alone: {decode_per_s:,.0f} events/s on one core")
+    console.print(f"  append alone (COPY + insert + commit, 5000/batch): {append_per_s:,.0f} events/s")
+    console.print("ingesting with `metering ingest run` ...")
+    figures = run_service(database, endpoints.kafka_bootstrap, topic)
+    console.print(
+        f"  [bold]{figures['events_per_s']:,} events/s[/bold] ({EVENTS:,} in {figures['seconds']} s), "
+        f"peak RSS {figures['peak_rss_mb']} MB (RSS {figures['rss_mb_at_10_percent']} MB at 10 %, "
+        f"{figures['rss_mb_at_end']} MB at the end)"
+    )
+    return {
+        **figures,
+        "events": EVENTS,
+        "decode_events_per_s": round(decode_per_s),
+        "append_events_per_s": round(append_per_s),
+        "produce_events_per_s": round(produce_rate),
+    }
