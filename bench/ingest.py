@@ -41,13 +41,17 @@ def record_value(i: int) -> tuple[bytes, bytes]:
     org = f"org-{i % ORGANIZATIONS}"
     second = i % 86400
     stamp = f"2026-11-20T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
+    credits = f"{i % 10}.{i % 999983:06d}"
+    data = (
+        f'{{"organization_id":"{org}","scenario_id":"scn-{i % 37}","run_id":"run-{i // 10}",'
+        f'"module_id":"{i % 7}","app":"openai","action":"createCompletion","operations":1,'
+        f'"credits":"{credits}","started_at":"{stamp}","finished_at":"{stamp}","status":"success"}}'
+    )
     value = (
-        '{"specversion":"1.0","id":"e-%d","source":"bench","type":'
-        '"com.metering.module_execution.completed.v2","subject":"%s","time":"%s","data":'
-        '{"organization_id":"%s","scenario_id":"scn-%d","run_id":"run-%d","module_id":"%d",'
-        '"app":"openai","action":"createCompletion","operations":1,"credits":"%d.%06d",'
-        '"started_at":"%s","finished_at":"%s","status":"success"}}'
-    ) % (i, org, stamp, org, i % 37, i // 10, i % 10, i % 7, i % 999983, stamp, stamp)
+        f'{{"specversion":"1.0","id":"e-{i}","source":"bench",'
+        f'"type":"com.metering.module_execution.completed.v2","subject":"{org}",'
+        f'"time":"{stamp}","data":{data}}}'
+    )
     return org.encode(), value.encode()
 
 
@@ -119,13 +123,15 @@ def run_service(database: str, bootstrap: str, topic: str) -> dict[str, float]:
         while not port_answers(port):
             time.sleep(0.05)
         started = time.perf_counter()
-        rss_at_tenth = 0.0
+        rss_at_tenth = rss_at_half = 0.0
         done = 0.0
         while done < EVENTS:
             time.sleep(0.25)
             done = accepted(port)
             if not rss_at_tenth and done >= EVENTS / 10:
                 rss_at_tenth = rss_mb(process.pid, "VmRSS")
+            if not rss_at_half and done >= EVENTS / 2:
+                rss_at_half = rss_mb(process.pid, "VmRSS")
             if process.poll() is not None:
                 raise RuntimeError(f"ingest exited: {log.read_text()[-2000:]}")
         elapsed = time.perf_counter() - started
@@ -134,6 +140,7 @@ def run_service(database: str, bootstrap: str, topic: str) -> dict[str, float]:
             "seconds": round(elapsed, 2),
             "peak_rss_mb": round(rss_mb(process.pid, "VmHWM"), 1),
             "rss_mb_at_10_percent": round(rss_at_tenth, 1),
+            "rss_mb_at_50_percent": round(rss_at_half, 1),
             "rss_mb_at_end": round(rss_mb(process.pid, "VmRSS"), 1),
         }
     finally:
@@ -176,13 +183,16 @@ def main() -> dict[str, float]:
     decode_per_s, decoded = decode_rate()
     append_per_s = asyncio.run(append_rate(database, decoded))
     console.print(f"  decode alone: {decode_per_s:,.0f} events/s on one core")
-    console.print(f"  append alone (COPY + insert + commit, 5000/batch): {append_per_s:,.0f} events/s")
+    console.print(
+        f"  append alone (COPY + insert + commit, 5000/batch): {append_per_s:,.0f} events/s"
+    )
     console.print("ingesting with `metering ingest run` ...")
     figures = run_service(database, endpoints.kafka_bootstrap, topic)
     console.print(
-        f"  [bold]{figures['events_per_s']:,} events/s[/bold] ({EVENTS:,} in {figures['seconds']} s), "
+        f"  [bold]{figures['events_per_s']:,} events/s[/bold] "
+        f"({EVENTS:,} in {figures['seconds']} s), "
         f"peak RSS {figures['peak_rss_mb']} MB (RSS {figures['rss_mb_at_10_percent']} MB at 10 %, "
-        f"{figures['rss_mb_at_end']} MB at the end)"
+        f"{figures['rss_mb_at_50_percent']} MB at 50 %, {figures['rss_mb_at_end']} MB at the end)"
     )
     return {
         **figures,

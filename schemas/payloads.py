@@ -40,16 +40,21 @@ TimeZoneName = Annotated[
 ]
 
 
-class Payload(BaseModel):
-    """Base of every event's data: closed (no unknown fields), immutable."""
+class Closed(BaseModel):
+    """A closed (no unknown fields), immutable part of an event."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Payload(Closed):
+    """Base of every event's data: each belongs to one organization."""
+
+    organization_id: Identifier
 
 
 class ModuleExecutionCompletedV2(Payload):
     """One module of a scenario run finished and used `credits`."""
 
-    organization_id: Identifier
     scenario_id: Identifier
     run_id: Identifier
     module_id: Identifier = Field(description="The module's node id in the scenario.")
@@ -65,7 +70,6 @@ class ModuleExecutionCompletedV2(Payload):
 class ModuleExecutionCompletedV1(Payload):
     """The first shape: one `module_type` ("app:action") and no status (all succeeded)."""
 
-    organization_id: Identifier
     scenario_id: Identifier
     run_id: Identifier
     module_id: Identifier
@@ -77,7 +81,6 @@ class ModuleExecutionCompletedV1(Payload):
 
 
 class ScenarioRunStartedV1(Payload):
-    organization_id: Identifier
     scenario_id: Identifier
     run_id: Identifier
     trigger: Trigger
@@ -85,7 +88,6 @@ class ScenarioRunStartedV1(Payload):
 
 
 class ScenarioRunFinishedV1(Payload):
-    organization_id: Identifier
     scenario_id: Identifier
     run_id: Identifier
     trigger: Trigger
@@ -98,7 +100,6 @@ class ScenarioRunFinishedV1(Payload):
 class SubscriptionPeriodStartedV1(Payload):
     """A billing period began: `plan_credits` are available until `period_end`."""
 
-    organization_id: Identifier
     plan: Text
     plan_credits: Credits
     period_start: Timestamp
@@ -109,7 +110,6 @@ class SubscriptionPeriodStartedV1(Payload):
 
 
 class PlanChangedV1(Payload):
-    organization_id: Identifier
     plan: Text
     plan_credits: Credits
     effective_at: Timestamp
@@ -118,7 +118,6 @@ class PlanChangedV1(Payload):
 class ExtraCreditsPurchasedV1(Payload):
     """Extra credits, valid until the end of the billing period they were bought in."""
 
-    organization_id: Identifier
     credits: Credits
     purchase: Literal["manual", "automatic"]
     purchased_at: Timestamp
@@ -127,13 +126,12 @@ class ExtraCreditsPurchasedV1(Payload):
 class AutoPurchaseConfiguredV1(Payload):
     """Buy `pack_credits` whenever the credits left drop below `threshold_credits`."""
 
-    organization_id: Identifier
     enabled: Annotated[bool, Field(strict=True)]
     threshold_credits: Credits
     pack_credits: Credits
 
 
-class CorrectedEvent(Payload):
+class CorrectedEvent(Closed):
     source: Text
     id: Text
 
@@ -141,7 +139,6 @@ class CorrectedEvent(Payload):
 class CreditsAdjustedV1(Payload):
     """A correction of any age; it counts in the period of the event it corrects."""
 
-    organization_id: Identifier
     scenario_id: Identifier | None = None
     run_id: Identifier | None = None
     credits: SignedCredits

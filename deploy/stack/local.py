@@ -8,13 +8,15 @@ so a restarted stack comes back at the same addresses.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from deploy.stack.kafka import KafkaBroker
-from deploy.stack.postgres import PostgresServer
+from deploy.stack.postgres import PostgresServer, RunAs
 from deploy.stack.processes import free_port, port_is_free
 
 DATABASE_URL_ENV = "METERING_DATABASE_URL"
@@ -23,6 +25,20 @@ KAFKA_BOOTSTRAP_ENV = "METERING_KAFKA_BOOTSTRAP"
 
 def default_root() -> Path:
     return Path(os.environ.get("METERING_STACK_DIR", Path.cwd() / ".stack")).resolve()
+
+
+def _postgres_root(root: Path) -> Path:
+    """Where the cluster lives: beside the rest, unless its account cannot get there.
+
+    As root, the server runs as an unprivileged account; a checkout in a private
+    folder (under /root, say) is out of its reach, so the cluster moves to a
+    folder of its own under the system's temporary directory.
+    """
+    wanted = root / "postgres"
+    if RunAs.for_current_user().unreachable_parent(wanted) is None:
+        return wanted
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"metering-postgres-{digest}"
 
 
 @dataclass(frozen=True)
@@ -55,7 +71,7 @@ class LocalStack:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or default_root()
-        self.postgres = PostgresServer(self.root / "postgres")
+        self.postgres = PostgresServer(_postgres_root(self.root))
         self.kafka = KafkaBroker(self.root / "kafka")
 
     @property

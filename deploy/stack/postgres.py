@@ -53,16 +53,23 @@ class RunAs:
             for item in [path, *path.rglob("*")]:
                 os.chown(item, self.uid, self.gid)
 
+    def unreachable_parent(self, path: Path) -> Path | None:
+        """The first folder above `path` this account cannot enter, if any."""
+        if self.uid is None:
+            return None
+        for parent in reversed(path.resolve().parents):
+            if parent.exists() and not parent.stat().st_mode & 0o001:
+                return parent
+        return None
+
     def check_reachable(self, path: Path) -> None:
         """Fail clearly when the account cannot traverse down to `path`."""
-        if self.uid is None:
-            return
-        for parent in reversed(path.resolve().parents):
-            if not parent.stat().st_mode & 0o001:
-                raise PermissionError(
-                    f"PostgreSQL runs as uid {self.uid}, which cannot enter {parent}; "
-                    "put the stack elsewhere (METERING_STACK_DIR) or chmod o+x that folder"
-                )
+        parent = self.unreachable_parent(path)
+        if parent is not None:
+            raise PermissionError(
+                f"PostgreSQL runs as uid {self.uid}, which cannot enter {parent}; "
+                "put the stack elsewhere (METERING_STACK_DIR) or chmod o+x that folder"
+            )
 
     def run(self, args: list[str]) -> None:
         """Run a server tool as this account; raise with its output if it fails."""

@@ -38,7 +38,7 @@ def build_event(
         "id": event_id or str(uuid.uuid4()),
         "source": source,
         "type": type_name,
-        "subject": payload.organization_id,  # type: ignore[attr-defined]
+        "subject": payload.organization_id,
         "time": (time or datetime.now(UTC)),
         "datacontenttype": "application/json",
         "data": payload,

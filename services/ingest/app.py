@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 from aiokafka import TopicPartition
@@ -80,13 +81,13 @@ class KafkaDeadLetters:
         )
 
 
-def to_raw(record: object) -> RawRecord:
+def to_raw(record: Any) -> RawRecord:
     """An aiokafka ConsumerRecord as ingest's own, library-free record."""
     return RawRecord(
-        origin=RecordOrigin(record.topic, record.partition, record.offset),  # type: ignore[attr-defined]
-        key=record.key,  # type: ignore[attr-defined]
-        value=record.value,  # type: ignore[attr-defined]
-        headers=tuple(record.headers or ()),  # type: ignore[attr-defined]
+        origin=RecordOrigin(record.topic, record.partition, record.offset),
+        key=record.key,
+        value=record.value,
+        headers=tuple(record.headers or ()),
     )
 
 
@@ -111,6 +112,9 @@ class IngestService:
             max_records=settings.max_batch,
             batch_timeout_ms=settings.batch_timeout_ms,
             auto_offset_reset="earliest",
+            # Bounds what the consumer prefetches while a batch is being written.
+            fetch_max_bytes=settings.fetch_max_bytes,
+            max_partition_fetch_bytes=min(settings.fetch_max_bytes, 1024 * 1024),
             ack_policy=AckPolicy.ACK,
             decoder=_raw_body,
         )
@@ -164,10 +168,10 @@ def build_app(
     return app
 
 
-async def _observe_lag(consumer: object, tp: TopicPartition) -> None:
+async def _observe_lag(consumer: Any, tp: TopicPartition) -> None:
     try:
-        end = consumer.highwater(tp)  # type: ignore[attr-defined]
-        position = await consumer.position(tp)  # type: ignore[attr-defined]
+        end = consumer.highwater(tp)
+        position = await consumer.position(tp)
     except (KafkaError, AssertionError, ValueError):
         return
     if end is not None:

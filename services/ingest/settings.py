@@ -19,6 +19,9 @@ class IngestSettings(BaseSettings):
     batch_timeout_ms: int = 200
     """How long to wait for a batch to fill before appending what there is."""
 
+    fetch_max_bytes: int = 8 * 1024 * 1024
+    """Most bytes the consumer prefetches per fetch (bounds memory with volume)."""
+
     max_record_bytes: int = 256 * 1024
     """Records larger than this are rejected as oversized."""
 
