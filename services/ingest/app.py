@@ -25,6 +25,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 from prometheus_client import start_http_server
 
+from services.infra.database import create_pool
 from services.infra.settings import ConnectionSettings
 from services.ingest import metrics
 from services.ingest.decoding import Limits
@@ -130,9 +131,7 @@ class IngestService:
     async def start(self) -> None:
         topics = [self.connection.events_topic, self.connection.dlq_topic]
         await ensure_topics(self.connection.kafka_bootstrap, topics)
-        self.pool = await asyncpg.create_pool(
-            self.connection.database_url, min_size=1, max_size=2, init=prepare_connection
-        )
+        self.pool = await create_pool(self.connection.database_url, init=prepare_connection)
         self.ingestor = Ingestor(
             self.pool,
             KafkaDeadLetters(self.broker, self.connection.dlq_topic),

@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass, field
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
+from services.infra.database import Connection
 from services.ingest.records import NewEvent, ReasonCode, Rejection
 
 _INCOMING_DDL = """
@@ -113,10 +113,6 @@ def _rejection_row(rejection: Rejection) -> tuple[object, ...]:
         json.dumps(headers),
         record.value,
     )
-
-
-Connection = asyncpg.Connection | PoolConnectionProxy
-"""A connection of its own or one borrowed from a pool."""
 
 
 async def append(

@@ -56,7 +56,6 @@ CREATE TABLE scenario_period_usage (
     scenario_id     text NOT NULL,
     credits_used    numeric(24, 6) NOT NULL DEFAULT 0,
     operations      bigint NOT NULL DEFAULT 0,
-    runs            bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (organization_id, period_start, scenario_id)
 );
 CREATE INDEX scenario_period_usage_largest_first

@@ -1,0 +1,23 @@
+"""PostgreSQL access shared by the services: connection types and pools."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+Connection = asyncpg.Connection | PoolConnectionProxy
+"""A connection of its own or one borrowed from a pool."""
+
+
+async def create_pool(
+    url: str,
+    *,
+    size: int = 2,
+    init: Callable[[asyncpg.Connection], Coroutine[Any, Any, None]] | None = None,
+) -> asyncpg.Pool:
+    """A small pool; `init` prepares each new connection (temporary tables, say)."""
+    pool: asyncpg.Pool = await asyncpg.create_pool(url, min_size=1, max_size=size, init=init)
+    return pool

@@ -1,0 +1,98 @@
+"""The usage projection: one batch of events into every read model, set-based.
+
+Each statement in `statements/` updates one read model from the whole batch
+(one statement per model per batch, never one per event); they run in file
+order inside one transaction that also moves the projection's checkpoint, so
+a crash leaves the read models exactly at a checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+
+from services.infra.database import Connection
+from services.projector.tailing import Tracking, load_batch
+
+PROJECTION = "usage"
+
+TEMP_TABLES = """
+CREATE TEMP TABLE IF NOT EXISTS projector_batch (
+    position bigint PRIMARY KEY, transaction_id bigint NOT NULL, source text NOT NULL,
+    id text NOT NULL, type text NOT NULL, organization_id text NOT NULL,
+    time timestamptz NOT NULL, data jsonb NOT NULL
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS batch_usage (
+    position bigint, source text, id text, organization_id text, scenario_id text,
+    run_id text, module_id text, app text, action text, status text,
+    credits_used numeric, extra_credits numeric, operations bigint,
+    counted_at timestamptz, started_at timestamptz, finished_at timestamptz,
+    is_execution boolean, day date, period_start timestamptz, period_end timestamptz
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS batch_new_runs (
+    organization_id text, run_id text, scenario_id text, first_event_at timestamptz
+) ON COMMIT DELETE ROWS;
+"""
+
+
+@cache
+def statements() -> tuple[str, ...]:
+    """The projection's SQL, statement by statement, in file order."""
+    folder = files("services.projector") / "statements"
+    sql_files = sorted(
+        (f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name
+    )
+    return tuple(
+        statement.strip()
+        for f in sql_files
+        for statement in f.read_text().split(";\n")
+        if statement.strip() and not _only_comments(statement)
+    )
+
+
+def _only_comments(sql: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in sql.splitlines())
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    events: int
+    tracking: Tracking
+
+
+async def prepare_connection(connection: Connection) -> None:
+    await connection.execute(TEMP_TABLES)
+
+
+async def read_tracking(connection: Connection, projection: str = PROJECTION) -> Tracking:
+    row = await connection.fetchrow(
+        "SELECT transaction_id::text::bigint AS transaction_id, position"
+        " FROM projection_checkpoints WHERE projection = $1",
+        projection,
+    )
+    return Tracking(row["transaction_id"], row["position"]) if row else Tracking.start()
+
+
+async def project_batch(
+    connection: Connection, limit: int, projection: str = PROJECTION
+) -> BatchResult | None:
+    """Apply the next batch and move the checkpoint, atomically; None when caught up."""
+    async with connection.transaction():
+        after = await read_tracking(connection, projection)
+        end = await load_batch(connection, after, limit)
+        if end is None:
+            return None
+        events = await connection.fetchval("SELECT count(*) FROM projector_batch")
+        for statement in statements():
+            await connection.execute(statement)
+        await connection.execute(
+            "INSERT INTO projection_checkpoints (projection, transaction_id, position)"
+            " VALUES ($1, $2::text::xid8, $3)"
+            " ON CONFLICT (projection) DO UPDATE SET transaction_id = excluded.transaction_id,"
+            " position = excluded.position, updated_at = now()",
+            projection,
+            str(end.transaction_id),
+            end.position,
+        )
+        return BatchResult(int(events), end)

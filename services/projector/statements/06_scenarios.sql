@@ -1,0 +1,58 @@
+-- scenario_usage: all-time credits and runs per scenario; a run counts once,
+-- when its first event (module or run event) is projected.
+WITH usage AS (
+    SELECT organization_id, scenario_id, sum(credits_used) AS credits_used,
+           sum(operations) AS operations, max(counted_at) AS last_run_at
+    FROM batch_usage WHERE scenario_id IS NOT NULL
+    GROUP BY organization_id, scenario_id
+), new_runs AS (
+    SELECT organization_id, scenario_id, count(*) AS runs, max(first_event_at) AS last_run_at
+    FROM batch_new_runs GROUP BY organization_id, scenario_id
+)
+INSERT INTO scenario_usage AS s (organization_id, scenario_id, credits_used, operations, runs,
+                                 last_run_at)
+SELECT organization_id, scenario_id, coalesce(u.credits_used, 0), coalesce(u.operations, 0),
+       coalesce(n.runs, 0), greatest(u.last_run_at, n.last_run_at)
+FROM usage u FULL JOIN new_runs n USING (organization_id, scenario_id)
+ON CONFLICT (organization_id, scenario_id) DO UPDATE
+SET credits_used = s.credits_used + excluded.credits_used,
+    operations = s.operations + excluded.operations,
+    runs = s.runs + excluded.runs,
+    last_run_at = greatest(s.last_run_at, excluded.last_run_at);
+
+-- scenario_period_usage: the scenarios list of a billing period.
+INSERT INTO scenario_period_usage AS s (organization_id, period_start, scenario_id,
+                                        credits_used, operations)
+SELECT organization_id, period_start, scenario_id, sum(credits_used), sum(operations)
+FROM batch_usage
+WHERE scenario_id IS NOT NULL
+GROUP BY organization_id, period_start, scenario_id
+ON CONFLICT (organization_id, period_start, scenario_id) DO UPDATE
+SET credits_used = s.credits_used + excluded.credits_used,
+    operations = s.operations + excluded.operations;
+
+-- scenario_daily_usage
+INSERT INTO scenario_daily_usage AS s (organization_id, scenario_id, day, credits_used,
+                                       operations)
+SELECT organization_id, scenario_id, day, sum(credits_used), sum(operations)
+FROM batch_usage
+WHERE scenario_id IS NOT NULL
+GROUP BY organization_id, scenario_id, day
+ON CONFLICT (organization_id, scenario_id, day) DO UPDATE
+SET credits_used = s.credits_used + excluded.credits_used,
+    operations = s.operations + excluded.operations;
+
+-- scenario_module_period_usage: credits per module across the period's runs.
+INSERT INTO scenario_module_period_usage AS s (organization_id, period_start, scenario_id,
+                                               module_id, app, action, credits_used,
+                                               operations, executions, errors)
+SELECT organization_id, period_start, scenario_id, module_id, min(app), min(action),
+       sum(credits_used), sum(operations), count(*), count(*) FILTER (WHERE status = 'error')
+FROM batch_usage
+WHERE is_execution
+GROUP BY organization_id, period_start, scenario_id, module_id
+ON CONFLICT (organization_id, period_start, scenario_id, module_id) DO UPDATE
+SET credits_used = s.credits_used + excluded.credits_used,
+    operations = s.operations + excluded.operations,
+    executions = s.executions + excluded.executions,
+    errors = s.errors + excluded.errors;

@@ -1,0 +1,106 @@
+"""The usage projection: read models that reconcile with the events, whatever the batching."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import asyncpg
+import pytest
+
+from services.projector.projection import prepare_connection, project_batch
+from tests.support.history import history
+from tests.support.store import store
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(database_url)
+    await prepare_connection(conn)
+    yield conn
+    await conn.close()
+
+
+async def project_all(db: asyncpg.Connection, batch: int) -> int:
+    total = 0
+    while (result := await project_batch(db, batch)) is not None:
+        total += result.events
+    return total
+
+
+async def totals(db: asyncpg.Connection, sql: str) -> dict[tuple[object, ...], Decimal]:
+    return {tuple(row)[:-1]: row[-1] for row in await db.fetch(sql)}
+
+
+@pytest.mark.parametrize("batch", [7, 1000])
+async def test_read_models_equal_totals_computed_from_the_events(
+    db: asyncpg.Connection, batch: int
+) -> None:
+    events, expected = history(seed=batch, events=3000)
+    await store(db, events)
+
+    assert await project_all(db, batch) == len(events)
+
+    assert await totals(
+        db, "SELECT organization_id, period_start, credits_used FROM billing_periods"
+    ) == {k: v for k, v in expected.period_used.items()} | {
+        k: Decimal(0) for k in expected.period_extra if k not in expected.period_used
+    }
+    assert await totals(
+        db,
+        "SELECT organization_id, period_start, extra_credits FROM billing_periods"
+        " WHERE extra_credits > 0",
+    ) == dict(expected.period_extra)
+    assert await totals(
+        db, "SELECT organization_id, day, credits_used FROM organization_daily_usage"
+    ) == dict(expected.daily)
+    assert await totals(
+        db, "SELECT organization_id, scenario_id, credits_used FROM scenario_usage"
+    ) == dict(expected.scenario)
+    assert await totals(
+        db,
+        "SELECT organization_id, period_start, scenario_id, credits_used"
+        " FROM scenario_period_usage",
+    ) == dict(expected.scenario_period)
+    assert await totals(db, "SELECT organization_id, run_id, credits_used FROM runs") == dict(
+        expected.run
+    )
+    assert await totals(
+        db, "SELECT organization_id, run_id, module_id, credits_used FROM run_modules"
+    ) == dict(expected.run_module)
+    runs = await totals(db, "SELECT organization_id, scenario_id, runs FROM scenario_usage")
+    assert runs == {k: len(v) for k, v in expected.runs_per_scenario.items()}
+    assert await db.fetchval("SELECT count(*) FROM module_executions") == expected.executions
+
+
+async def test_totals_reconcile_module_to_run_to_scenario_to_organization(
+    db: asyncpg.Connection,
+) -> None:
+    events, _ = history(seed=5, events=2000)
+    await store(db, events)
+    await project_all(db, 250)
+
+    mismatches = await db.fetch("""
+        SELECT 'run' AS level, r.run_id AS key FROM runs r
+        LEFT JOIN (SELECT organization_id, run_id, sum(credits_used) AS c FROM run_modules
+                   GROUP BY 1, 2) m USING (organization_id, run_id)
+        WHERE r.credits_used <> coalesce(m.c, 0)
+        UNION ALL
+        SELECT 'scenario', s.scenario_id FROM scenario_usage s
+        LEFT JOIN (SELECT organization_id, scenario_id, sum(credits_used) AS c FROM runs
+                   GROUP BY 1, 2) r USING (organization_id, scenario_id)
+        WHERE s.credits_used <> coalesce(r.c, 0)
+        UNION ALL
+        SELECT 'period', p.organization_id FROM billing_periods p
+        LEFT JOIN (SELECT organization_id, period_start, sum(credits_used) AS c
+                   FROM scenario_period_usage GROUP BY 1, 2) s USING (organization_id, period_start)
+        WHERE p.credits_used <> coalesce(s.c, 0)
+        UNION ALL
+        SELECT 'day', d.organization_id FROM (
+            SELECT organization_id, sum(credits_used) AS c FROM organization_daily_usage GROUP BY 1
+        ) d JOIN (
+            SELECT organization_id, sum(credits_used) AS c FROM billing_periods GROUP BY 1
+        ) p USING (organization_id)
+        WHERE d.c <> p.c
+    """)  # fmt: skip
+    assert mismatches == []
