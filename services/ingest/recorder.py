@@ -79,7 +79,7 @@ class AppendResult:
     conflicts: list[Rejection] = field(default_factory=list)
 
 
-async def prepare_connection(connection: asyncpg.Connection) -> None:
+async def prepare_connection(connection: Connection) -> None:
     """Pool `init` hook: the per-connection temporary tables a batch is copied into."""
     await connection.execute(_INCOMING_DDL)
 
