@@ -17,6 +17,8 @@ stack_app = typer.Typer(help="Local PostgreSQL and Kafka, without Docker.", no_a
 app.add_typer(stack_app, name="stack")
 ingest_app = typer.Typer(help="Kafka -> validated, deduplicated event store.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
+projector_app = typer.Typer(help="Event store -> read models.", no_args_is_help=True)
+app.add_typer(projector_app, name="projector")
 console = Console()
 
 
@@ -103,6 +105,19 @@ def ingest_run() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     asyncio.run(build_app().run())
+
+
+@projector_app.command("run")
+def projector_run() -> None:
+    """Keep the read models up to date until SIGTERM or Ctrl-C."""
+    import asyncio
+    import logging
+
+    from services.projector.service import run_projector
+    from services.projector.settings import ProjectorSettings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(run_projector(ConnectionSettings().database_url, ProjectorSettings()))
 
 
 @app.command("emit")

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-import asyncpg
-
 from services.infra.database import Connection
 from services.ingest.records import NewEvent, ReasonCode, Rejection
+
+EVENTS_CHANNEL = "metering_events"
+"""LISTEN/NOTIFY channel told about every commit that adds events."""
 
 _INCOMING_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS incoming_events (
@@ -144,6 +145,9 @@ async def append(
             inserted_keys = {(row["source"], row["id"]) for row in inserted}
             inserted_ords = [i for i in ords if (events[i].source, events[i].id) in inserted_keys]
             result.accepted = [events[i] for i in inserted_ords]
+            if result.accepted:
+                # Delivered at commit: wakes the projector without polling.
+                await connection.execute("SELECT pg_notify($1, '')", EVENTS_CHANNEL)
             if len(inserted_ords) < len(ords):
                 for row in await connection.fetch(_CLASSIFY_NOT_INSERTED, inserted_ords):
                     event = events[row["ord"]]

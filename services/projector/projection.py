@@ -21,7 +21,7 @@ TEMP_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS projector_batch (
     position bigint PRIMARY KEY, transaction_id bigint NOT NULL, source text NOT NULL,
     id text NOT NULL, type text NOT NULL, organization_id text NOT NULL,
-    time timestamptz NOT NULL, data jsonb NOT NULL
+    time timestamptz NOT NULL, data jsonb NOT NULL, recorded_at timestamptz NOT NULL
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS batch_usage (
     position bigint, source text, id text, organization_id text, scenario_id text,
@@ -59,6 +59,8 @@ def _only_comments(sql: str) -> bool:
 class BatchResult:
     events: int
     tracking: Tracking
+    ages_s: list[float]
+    """For each event, seconds from its arrival in the store to this batch's commit."""
 
 
 async def prepare_connection(connection: Connection) -> None:
@@ -83,7 +85,6 @@ async def project_batch(
         end = await load_batch(connection, after, limit)
         if end is None:
             return None
-        events = await connection.fetchval("SELECT count(*) FROM projector_batch")
         for statement in statements():
             await connection.execute(statement)
         await connection.execute(
@@ -95,4 +96,8 @@ async def project_batch(
             str(end.transaction_id),
             end.position,
         )
-        return BatchResult(int(events), end)
+        ages = await connection.fetchval(
+            "SELECT array_agg(extract(epoch FROM clock_timestamp() - recorded_at)::float8)"
+            " FROM projector_batch"
+        )
+    return BatchResult(len(ages), end, list(ages))

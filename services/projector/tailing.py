@@ -34,7 +34,8 @@ class Tracking:
 
 LOAD_BATCH = """
 INSERT INTO projector_batch
-SELECT position, transaction_id::text::bigint, source, id, type, organization_id, time, data
+SELECT position, transaction_id::text::bigint, source, id, type, organization_id, time, data,
+       recorded_at
 FROM events
 WHERE (transaction_id, position) > ($1::text::xid8, $2)
   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())

@@ -20,7 +20,7 @@ from deploy.stack.processes import free_port
 from services.emitter import Emitter
 from services.infra.migrations.runner import migrate
 from tests.support.events import module_execution, random_credits
-from tests.support.ingest_process import IngestProcess
+from tests.support.processes import IngestProcess
 from tests.support.waiting import eventually
 
 

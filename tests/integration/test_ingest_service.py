@@ -19,7 +19,7 @@ from deploy.stack.local import Endpoints
 from schemas import TypedEvent
 from services.emitter import Emitter
 from tests.support.events import module_execution, random_credits, with_other_credits
-from tests.support.ingest_process import IngestProcess
+from tests.support.processes import IngestProcess
 from tests.support.waiting import eventually
 
 

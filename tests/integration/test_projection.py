@@ -104,3 +104,41 @@ async def test_totals_reconcile_module_to_run_to_scenario_to_organization(
         WHERE d.c <> p.c
     """)  # fmt: skip
     assert mismatches == []
+
+
+async def test_days_follow_the_organization_time_zone_and_periods_its_subscription(
+    db: asyncpg.Connection,
+) -> None:
+    from datetime import UTC, datetime
+
+    from services.emitter import build_event
+    from tests.support.events import module_execution
+
+    subscription = build_event(
+        "com.metering.subscription.period_started.v1",
+        {"organization_id": "org-ny", "plan": "pro", "plan_credits": "10000",
+         "period_start": "2026-11-15T05:00:00Z", "period_end": "2026-12-15T05:00:00Z",
+         "timezone": "America/New_York"},
+        source="test", event_id="sub-1", time=datetime(2026, 11, 15, 5, tzinfo=UTC),
+    )  # fmt: skip
+    late_evening = module_execution(
+        "org-ny", 1, Decimal("2"), when=datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+    )
+    before_subscription = module_execution(
+        "org-ny", 2, Decimal("3"), when=datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
+    )
+    await store(db, [subscription, late_evening, before_subscription])
+    await project_all(db, 100)
+
+    days = await db.fetch("SELECT day::text, credits_used FROM organization_daily_usage ORDER BY 1")
+    assert [tuple(r) for r in days] == [("2026-11-10", Decimal("3")), ("2026-11-23", Decimal("2"))]
+    periods = await db.fetch(
+        "SELECT period_start, period_end, plan_credits, credits_used FROM billing_periods"
+        " ORDER BY period_start"
+    )
+    assert [tuple(r) for r in periods] == [
+        (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC), Decimal(0),
+         Decimal("3")),
+        (datetime(2026, 11, 15, 5, tzinfo=UTC), datetime(2026, 12, 15, 5, tzinfo=UTC),
+         Decimal("10000"), Decimal("2")),
+    ]  # fmt: skip

@@ -1,0 +1,35 @@
+"""Prometheus metrics of the projector."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS = Counter("projector_events_total", "Events applied to the read models", ["projection"])
+BATCH_SECONDS = Histogram(
+    "projector_batch_seconds",
+    "Time to apply one batch, checkpoint included",
+    ["projection"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+FRESHNESS = Histogram(
+    "projector_freshness_seconds",
+    "From an event's arrival in the store to its being visible in the read models",
+    ["projection"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+LAG_POSITIONS = Gauge(
+    "projector_lag_positions",
+    "Positions between the store's head and the checkpoint",
+    ["projection"],
+)
+LAG_SECONDS = Gauge(
+    "projector_lag_seconds", "Age of the oldest event not yet projected", ["projection"]
+)
+LAST_PROGRESS = Gauge(
+    "projector_last_progress_timestamp_seconds",
+    "When the projection last applied a batch or found nothing to do",
+    ["projection"],
+)
+ACTIVE = Gauge(
+    "projector_active", "1 while this instance holds the projection's lock", ["projection"]
+)

@@ -1,0 +1,135 @@
+"""The projector process: one active instance per projection, tailing the store.
+
+The active instance holds a session-level advisory lock on a connection of
+its own; a standby keeps trying and takes over when the active one dies (its
+connection closes and PostgreSQL releases the lock). New events wake it
+through LISTEN/NOTIFY; a poll every `poll_interval_s` is the fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+
+import asyncpg
+from prometheus_client import start_http_server
+
+from services.infra.retry import retry_forever
+from services.ingest.ingestor import POSTGRES_TRANSIENT
+from services.ingest.recorder import EVENTS_CHANNEL
+from services.projector import metrics
+from services.projector.projection import PROJECTION, prepare_connection, project_batch
+from services.projector.settings import ProjectorSettings
+
+log = logging.getLogger(__name__)
+
+
+def lock_key(projection: str) -> int:
+    return zlib.crc32(f"metering.projection.{projection}".encode())
+
+
+class Projector:
+    """Runs one projection until `stop` is set."""
+
+    def __init__(
+        self, database_url: str, settings: ProjectorSettings, projection: str = PROJECTION
+    ) -> None:
+        self.database_url = database_url
+        self.settings = settings
+        self.projection = projection
+        self._wake = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._run_while_connected(stop)
+            except POSTGRES_TRANSIENT as error:
+                metrics.ACTIVE.labels(self.projection).set(0)
+                log.warning("lost PostgreSQL (%s); reconnecting", error)
+                await asyncio.sleep(self.settings.lock_retry_s)
+
+    async def _run_while_connected(self, stop: asyncio.Event) -> None:
+        lock = await asyncpg.connect(self.database_url)
+        try:
+            while not await lock.fetchval(
+                "SELECT pg_try_advisory_lock($1)", lock_key(self.projection)
+            ):
+                log.info("projection %s is run by another instance; waiting", self.projection)
+                if await _wait(stop, self.settings.lock_retry_s):
+                    return
+            metrics.ACTIVE.labels(self.projection).set(1)
+            work = await asyncpg.connect(self.database_url)
+            try:
+                await prepare_connection(work)
+                await work.add_listener(EVENTS_CHANNEL, lambda *_: self._wake.set())
+                await self._tail(work, stop)
+            finally:
+                await work.close()
+        finally:
+            metrics.ACTIVE.labels(self.projection).set(0)
+            await lock.close()
+
+    async def _tail(self, work: asyncpg.Connection, stop: asyncio.Event) -> None:
+        label = self.projection
+        while not stop.is_set():
+            self._wake.clear()
+            started = time.perf_counter()
+            result = await project_batch(work, self.settings.batch_size, self.projection)
+            metrics.LAST_PROGRESS.labels(label).set_to_current_time()
+            if result is not None:
+                metrics.BATCH_SECONDS.labels(label).observe(time.perf_counter() - started)
+                metrics.EVENTS.labels(label).inc(result.events)
+                for age in result.ages_s:
+                    metrics.FRESHNESS.labels(label).observe(age)
+                await self._observe_lag(work, result.tracking.position)
+                continue
+            await self._observe_lag(work, None)
+            waiter = asyncio.create_task(self._wake.wait())
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait(
+                {waiter, stopper},
+                timeout=self.settings.poll_interval_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            waiter.cancel()
+            stopper.cancel()
+
+    async def _observe_lag(self, work: asyncpg.Connection, position: int | None) -> None:
+        row = await work.fetchrow(
+            "SELECT (SELECT max(position) FROM events) - c.position AS behind,"
+            " extract(epoch FROM now() - (SELECT min(recorded_at) FROM events e"
+            "   WHERE e.transaction_id > c.transaction_id))::float8 AS age"
+            " FROM projection_checkpoints c WHERE c.projection = $1",
+            self.projection,
+        )
+        if row is not None:
+            metrics.LAG_POSITIONS.labels(self.projection).set(max(row["behind"] or 0, 0))
+            metrics.LAG_SECONDS.labels(self.projection).set(row["age"] or 0)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to `seconds`; True if `stop` was set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def run_projector(database_url: str, settings: ProjectorSettings) -> None:
+    """Run until SIGTERM or SIGINT; the current batch either commits or rolls back."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    await retry_forever(
+        lambda: Projector(database_url, settings).run(stop),
+        transient=POSTGRES_TRANSIENT,
+        what="running the projector",
+    )

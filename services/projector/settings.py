@@ -1,0 +1,23 @@
+"""Settings of the projector (env prefix `METERING_PROJECTOR_`)."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ProjectorSettings(BaseSettings):
+    """Knobs of the projector; the database comes from ConnectionSettings."""
+
+    model_config = SettingsConfigDict(env_prefix="METERING_PROJECTOR_", extra="ignore")
+
+    batch_size: int = 5000
+    """Most events applied in one transaction."""
+
+    poll_interval_s: float = 1.0
+    """Longest wait for new events when no notification arrives (LISTEN/NOTIFY is the fast path)."""
+
+    lock_retry_s: float = 2.0
+    """How often a standby instance tries to take over the projection."""
+
+    metrics_port: int = 9102
+    """Port of the Prometheus /metrics endpoint (0: none)."""

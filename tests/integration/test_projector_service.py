@@ -1,0 +1,99 @@
+"""The projector as a real process: crash-safe, and late events land in their own period."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.emitter import build_event
+from tests.support.events import module_execution
+from tests.support.history import history
+from tests.support.processes import ProjectorProcess
+from tests.support.store import store
+from tests.support.waiting import eventually
+
+
+@pytest.fixture
+def projector(database_url: str, tmp_path: Path) -> Iterator[ProjectorProcess]:
+    process = ProjectorProcess(database_url, tmp_path, batch_size=200)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(database_url)
+    yield conn
+    await conn.close()
+
+
+async def checkpoint(db: asyncpg.Connection) -> int:
+    value = await db.fetchval("SELECT position FROM projection_checkpoints")
+    return int(value or 0)
+
+
+async def test_a_killed_projector_restarts_with_exact_totals(
+    db: asyncpg.Connection, projector: ProjectorProcess
+) -> None:
+    events, expected = history(seed=21, events=20_000)
+    for i in range(0, len(events), 5000):
+        await store(db, events[i : i + 5000], first_offset=i)
+    last = int(await db.fetchval("SELECT max(position) FROM events"))
+    projector.start()
+
+    await eventually(lambda: _checkpoint_at_least(db, 2000))
+    projector.kill()
+    assert await checkpoint(db) < last, "projection finished before the kill; nothing was tested"
+    projector.start()
+    await eventually(lambda: _checkpoint_at_least(db, last))
+
+    used = await db.fetch("SELECT organization_id, period_start, credits_used FROM billing_periods")
+    assert {(r[0], r[1]): r[2] for r in used if r[2]} == dict(expected.period_used)
+    assert await db.fetchval("SELECT count(*) FROM module_executions") == expected.executions
+
+
+async def test_late_events_land_in_their_own_day_and_period(
+    db: asyncpg.Connection, projector: ProjectorProcess
+) -> None:
+    projector.start()
+    november = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    october = datetime(2026, 10, 3, 22, 30, tzinfo=UTC)
+    await store(db, [module_execution("org-1", 1, Decimal("5"), when=november, run="run-9")])
+    finished = build_event(
+        "com.metering.scenario_run.finished.v1",
+        {"organization_id": "org-1", "scenario_id": "scn-1", "run_id": "run-9",
+         "trigger": "scheduled", "status": "success", "started_at": november.isoformat(),
+         "finished_at": november.isoformat(), "duration_ms": 1200},
+        source="test", event_id="fin-9", time=november,
+    )  # fmt: skip
+    await store(db, [finished], first_offset=1)
+    await eventually(lambda: _checkpoint_at_least(db, 2))
+
+    a_month_late = module_execution("org-1", 2, Decimal("1.25"), when=october, run="run-3")
+    after_finish = module_execution("org-1", 3, Decimal("0.5"), when=november, run="run-9")
+    await store(db, [a_month_late, after_finish], first_offset=2)
+    await eventually(lambda: _checkpoint_at_least(db, 4))
+
+    periods = await db.fetch(
+        "SELECT period_start, credits_used FROM billing_periods WHERE organization_id = 'org-1'"
+        " ORDER BY period_start"
+    )
+    assert [(r[0], r[1]) for r in periods] == [
+        (datetime(2026, 10, 1, tzinfo=UTC), Decimal("1.25")),
+        (datetime(2026, 11, 1, tzinfo=UTC), Decimal("5.5")),
+    ]
+    days = await db.fetch("SELECT day, credits_used FROM organization_daily_usage ORDER BY day")
+    assert [(str(r[0]), r[1]) for r in days] == [
+        ("2026-10-03", Decimal("1.25")), ("2026-11-24", Decimal("5.5"))
+    ]  # fmt: skip
+    run = await db.fetchrow("SELECT status, credits_used FROM runs WHERE run_id = 'run-9'")
+    assert (run["status"], run["credits_used"]) == ("success", Decimal("5.5"))
+
+
+async def _checkpoint_at_least(db: asyncpg.Connection, position: int) -> bool:
+    return await checkpoint(db) >= position
