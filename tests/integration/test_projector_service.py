@@ -92,6 +92,7 @@ async def test_late_events_land_in_their_own_day_and_period(
         ("2026-10-03", Decimal("1.25")), ("2026-11-24", Decimal("5.5"))
     ]  # fmt: skip
     run = await db.fetchrow("SELECT status, credits_used FROM runs WHERE run_id = 'run-9'")
+    assert run is not None
     assert (run["status"], run["credits_used"]) == ("success", Decimal("5.5"))
 
 
