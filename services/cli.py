@@ -120,6 +120,42 @@ def projector_run() -> None:
     asyncio.run(run_projector(ConnectionSettings().database_url, ProjectorSettings()))
 
 
+@projector_app.command("rebuild")
+def projector_rebuild(
+    projection: Annotated[
+        str, typer.Option(help="The projection to rebuild (today there is one: usage).")
+    ] = "usage",
+    batch_size: Annotated[int, typer.Option(min=1)] = 20_000,
+) -> None:
+    """Rebuild the read models from position 0 beside the live ones, then swap them in."""
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from services.projector.projection import PROJECTION
+    from services.projector.rebuild import rebuild
+
+    if projection != PROJECTION:
+        raise typer.BadParameter(f"unknown projection {projection!r}; known: {PROJECTION}")
+    url = ConnectionSettings().database_url
+    columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(),
+               TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(f"rebuilding {projection}", total=None)
+        report = asyncio.run(
+            rebuild(
+                url,
+                batch_size=batch_size,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        )
+    rate = report.events / report.seconds if report.seconds else 0
+    console.print(
+        f"rebuilt {projection}: {report.events:,} events in {report.seconds:.1f} s "
+        f"({rate:,.0f} events/s), swapped in"
+    )
+
+
 @app.command("emit")
 def emit_command(
     type_name: Annotated[

@@ -17,6 +17,16 @@ from services.projector.tailing import Tracking, load_batch
 
 PROJECTION = "usage"
 
+READ_MODELS = (
+    "organizations", "billing_periods", "organization_daily_usage", "scenario_usage",
+    "scenario_period_usage", "scenario_daily_usage", "scenario_module_period_usage",
+    "runs", "run_modules", "module_executions",
+)  # fmt: skip
+"""The tables this projection owns: dropped and rebuilt together."""
+
+BATCH_LOCK = 0x6D657465
+"""Transaction-level advisory lock held by each batch; a rebuild's swap waits on it."""
+
 TEMP_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS projector_batch (
     position bigint PRIMARY KEY, transaction_id bigint NOT NULL, source text NOT NULL,
@@ -81,6 +91,7 @@ async def project_batch(
 ) -> BatchResult | None:
     """Apply the next batch and move the checkpoint, atomically; None when caught up."""
     async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", BATCH_LOCK)
         after = await read_tracking(connection, projection)
         end = await load_batch(connection, after, limit)
         if end is None:

@@ -44,12 +44,31 @@ LIMIT $3
 """
 
 
+# Subscription events change how later events are counted (their period, their
+# day's time zone). A batch therefore holds at most one of them, at its start,
+# so that every event sees exactly the subscriptions that precede it, however
+# the history is cut into batches (a rebuild must equal the live models).
+CUT_AT_SECOND_SUBSCRIPTION = """
+DELETE FROM projector_batch b
+USING (
+    SELECT transaction_id, position FROM projector_batch
+    WHERE type LIKE 'com.metering.subscription.%'
+      AND (transaction_id, position) > (
+          SELECT transaction_id, position FROM projector_batch
+          ORDER BY transaction_id, position LIMIT 1)
+    ORDER BY transaction_id, position LIMIT 1
+) cut
+WHERE (b.transaction_id, b.position) >= (cut.transaction_id, cut.position)
+"""
+
+
 async def load_batch(connection: Connection, after: Tracking, limit: int) -> Tracking | None:
     """Copy the next committed events after `after` into projector_batch.
 
     Returns where the batch ends, or None when nothing new is safely visible.
     """
     await connection.execute(LOAD_BATCH, str(after.transaction_id), after.position, limit)
+    await connection.execute(CUT_AT_SECOND_SUBSCRIPTION)
     row = await connection.fetchrow(
         "SELECT transaction_id, position FROM projector_batch"
         " ORDER BY transaction_id DESC, position DESC LIMIT 1"

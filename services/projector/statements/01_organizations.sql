@@ -8,14 +8,14 @@ WHERE type LIKE 'com.metering.subscription.period_started.%'
    OR type LIKE 'com.metering.subscription.plan_changed.%'
 ORDER BY organization_id, position DESC
 ON CONFLICT (organization_id) DO UPDATE
-SET plan = excluded.plan, plan_credits = excluded.plan_credits, updated_at = now();
+SET plan = excluded.plan, plan_credits = excluded.plan_credits;
 
 INSERT INTO organizations AS o (organization_id, timezone)
 SELECT DISTINCT ON (organization_id) organization_id, data->>'timezone'
 FROM projector_batch
 WHERE type LIKE 'com.metering.subscription.period_started.%' AND data->>'timezone' IS NOT NULL
 ORDER BY organization_id, position DESC
-ON CONFLICT (organization_id) DO UPDATE SET timezone = excluded.timezone, updated_at = now();
+ON CONFLICT (organization_id) DO UPDATE SET timezone = excluded.timezone;
 
 INSERT INTO organizations AS o (organization_id, auto_purchase_enabled,
                                 auto_purchase_threshold, auto_purchase_pack)
@@ -28,4 +28,4 @@ ORDER BY organization_id, position DESC
 ON CONFLICT (organization_id) DO UPDATE
 SET auto_purchase_enabled = excluded.auto_purchase_enabled,
     auto_purchase_threshold = excluded.auto_purchase_threshold,
-    auto_purchase_pack = excluded.auto_purchase_pack, updated_at = now();
+    auto_purchase_pack = excluded.auto_purchase_pack;

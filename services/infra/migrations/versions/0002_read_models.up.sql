@@ -11,8 +11,7 @@ CREATE TABLE organizations (
     plan_credits            numeric(24, 6),
     auto_purchase_enabled   boolean NOT NULL DEFAULT false,
     auto_purchase_threshold numeric(24, 6),
-    auto_purchase_pack      numeric(24, 6),
-    updated_at              timestamptz NOT NULL DEFAULT now()
+    auto_purchase_pack      numeric(24, 6)
 );
 
 -- One row per billing period; an organization without subscription events
