@@ -117,7 +117,7 @@ def projector_run() -> None:
     from services.projector.settings import ProjectorSettings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(run_projector(ConnectionSettings().database_url, ProjectorSettings()))
+    asyncio.run(run_projector(ConnectionSettings(), ProjectorSettings()))
 
 
 @projector_app.command("rebuild")

@@ -40,6 +40,10 @@ CREATE TEMP TABLE IF NOT EXISTS batch_usage (
     counted_at timestamptz, started_at timestamptz, finished_at timestamptz,
     is_execution boolean, day date, period_start timestamptz, period_end timestamptz
 ) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS batch_auto_purchase (
+    organization_id text, period_start timestamptz, enabled boolean, threshold numeric,
+    pack numeric, remaining numeric
+) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS batch_new_runs (
     organization_id text, run_id text, scenario_id text, first_event_at timestamptz
 ) ON COMMIT DELETE ROWS;
@@ -53,12 +57,17 @@ def statements() -> tuple[str, ...]:
     sql_files = sorted(
         (f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name
     )
-    return tuple(
-        statement.strip()
-        for f in sql_files
-        for statement in f.read_text().split(";\n")
-        if statement.strip() and not _only_comments(statement)
-    )
+    return tuple(s for f in sql_files for s in _split(f.read_text()))
+
+
+@cache
+def auto_purchase_statements() -> tuple[str, ...]:
+    """Auto-purchase decisions: live projector only, never in a rebuild."""
+    return _split((files("services.projector") / "auto_purchase.sql").read_text())
+
+
+def _split(sql: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in sql.split(";\n") if s.strip() and not _only_comments(s))
 
 
 def _only_comments(sql: str) -> bool:
@@ -87,9 +96,17 @@ async def read_tracking(connection: Connection, projection: str = PROJECTION) ->
 
 
 async def project_batch(
-    connection: Connection, limit: int, projection: str = PROJECTION
+    connection: Connection,
+    limit: int,
+    projection: str = PROJECTION,
+    *,
+    auto_purchase: bool = False,
 ) -> BatchResult | None:
-    """Apply the next batch and move the checkpoint, atomically; None when caught up."""
+    """Apply the next batch and move the checkpoint, atomically; None when caught up.
+
+    With `auto_purchase`, purchases the batch causes are decided in the same
+    transaction (into the outbox); a rebuild leaves it off.
+    """
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", BATCH_LOCK)
         after = await read_tracking(connection, projection)
@@ -98,6 +115,9 @@ async def project_batch(
             return None
         for statement in statements():
             await connection.execute(statement)
+        if auto_purchase:
+            for statement in auto_purchase_statements():
+                await connection.execute(statement)
         await connection.execute(
             "INSERT INTO projection_checkpoints (projection, transaction_id, position)"
             " VALUES ($1, $2::text::xid8, $3)"

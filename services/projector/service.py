@@ -16,11 +16,14 @@ import zlib
 import asyncpg
 from prometheus_client import start_http_server
 
+from services.infra.events import wait_event
 from services.infra.retry import retry_forever
+from services.infra.settings import ConnectionSettings
 from services.ingest.ingestor import POSTGRES_TRANSIENT
 from services.ingest.recorder import EVENTS_CHANNEL
 from services.projector import metrics
 from services.projector.projection import PROJECTION, prepare_connection, project_batch
+from services.projector.purchases import PurchaseSender
 from services.projector.settings import ProjectorSettings
 
 log = logging.getLogger(__name__)
@@ -34,14 +37,30 @@ class Projector:
     """Runs one projection until `stop` is set."""
 
     def __init__(
-        self, database_url: str, settings: ProjectorSettings, projection: str = PROJECTION
+        self,
+        connection: ConnectionSettings,
+        settings: ProjectorSettings,
+        projection: str = PROJECTION,
     ) -> None:
-        self.database_url = database_url
+        self.database_url = connection.database_url
         self.settings = settings
         self.projection = projection
         self._wake = asyncio.Event()
+        self.purchases = PurchaseSender(
+            connection.database_url, connection.kafka_bootstrap, connection.events_topic
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
+        sender = (
+            asyncio.create_task(self.purchases.run(stop)) if self.settings.auto_purchase else None
+        )
+        try:
+            await self._run(stop)
+        finally:
+            if sender is not None:
+                sender.cancel()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 await self._run_while_connected(stop)
@@ -57,7 +76,7 @@ class Projector:
                 "SELECT pg_try_advisory_lock($1)", lock_key(self.projection)
             ):
                 log.info("projection %s is run by another instance; waiting", self.projection)
-                if await _wait(stop, self.settings.lock_retry_s):
+                if await wait_event(stop, self.settings.lock_retry_s):
                     return
             metrics.ACTIVE.labels(self.projection).set(1)
             work = await asyncpg.connect(self.database_url)
@@ -76,7 +95,12 @@ class Projector:
         while not stop.is_set():
             self._wake.clear()
             started = time.perf_counter()
-            result = await project_batch(work, self.settings.batch_size, self.projection)
+            result = await project_batch(
+                work,
+                self.settings.batch_size,
+                self.projection,
+                auto_purchase=self.settings.auto_purchase,
+            )
             metrics.LAST_PROGRESS.labels(label).set_to_current_time()
             if result is not None:
                 metrics.BATCH_SECONDS.labels(label).observe(time.perf_counter() - started)
@@ -84,6 +108,7 @@ class Projector:
                 for age in result.ages_s:
                     metrics.FRESHNESS.labels(label).observe(age)
                 await self._observe_lag(work, result.tracking.position)
+                self.purchases.poke.set()
                 continue
             await self._observe_lag(work, None)
             waiter = asyncio.create_task(self._wake.wait())
@@ -109,16 +134,7 @@ class Projector:
             metrics.LAG_SECONDS.labels(self.projection).set(row["age"] or 0)
 
 
-async def _wait(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep up to `seconds`; True if `stop` was set meanwhile."""
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        return False
-    return True
-
-
-async def run_projector(database_url: str, settings: ProjectorSettings) -> None:
+async def run_projector(connection: ConnectionSettings, settings: ProjectorSettings) -> None:
     """Run until SIGTERM or SIGINT; the current batch either commits or rolls back."""
     import signal
 
@@ -129,7 +145,7 @@ async def run_projector(database_url: str, settings: ProjectorSettings) -> None:
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     await retry_forever(
-        lambda: Projector(database_url, settings).run(stop),
+        lambda: Projector(connection, settings).run(stop),
         transient=POSTGRES_TRANSIENT,
         what="running the projector",
     )

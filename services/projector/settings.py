@@ -19,5 +19,8 @@ class ProjectorSettings(BaseSettings):
     lock_retry_s: float = 2.0
     """How often a standby instance tries to take over the projection."""
 
+    auto_purchase: bool = True
+    """Decide and emit automatic credit purchases (one active projector does)."""
+
     metrics_port: int = 9102
     """Port of the Prometheus /metrics endpoint (0: none)."""

@@ -75,12 +75,22 @@ class ServiceProcess:
 class ProjectorProcess(ServiceProcess):
     """`metering projector run` against one database."""
 
-    def __init__(self, database_url: str, log_dir: Path, batch_size: int = 500) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        log_dir: Path,
+        batch_size: int = 500,
+        kafka_bootstrap: str = "",
+        topic: str = "",
+    ) -> None:
         port = free_port()
         env = {
             "METERING_DATABASE_URL": database_url,
             "METERING_PROJECTOR_METRICS_PORT": str(port),
             "METERING_PROJECTOR_BATCH_SIZE": str(batch_size),
+            "METERING_PROJECTOR_AUTO_PURCHASE": "true" if topic else "false",
+            "METERING_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "METERING_EVENTS_TOPIC": topic,
         }
         super().__init__(["projector", "run"], env, port, log_dir)
 

@@ -1,0 +1,2 @@
+DROP TABLE auto_purchase_outbox;
+DROP TABLE auto_purchase_state;

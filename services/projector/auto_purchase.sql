@@ -1,0 +1,36 @@
+-- Auto-purchase decisions for the periods this batch touched that are still
+-- running. Run by the live projector only, after the read models are updated.
+TRUNCATE batch_auto_purchase;
+INSERT INTO batch_auto_purchase
+SELECT p.organization_id, p.period_start, o.auto_purchase_enabled,
+       o.auto_purchase_threshold, o.auto_purchase_pack,
+       p.plan_credits + p.extra_credits - p.credits_used AS remaining
+FROM (SELECT DISTINCT organization_id, period_start FROM batch_usage) t
+JOIN billing_periods p USING (organization_id, period_start)
+JOIN organizations o USING (organization_id)
+WHERE p.period_end > now();
+
+-- Credits back at or above the threshold: armed again for the next crossing.
+UPDATE auto_purchase_state s SET armed = true
+FROM batch_auto_purchase b
+WHERE s.organization_id = b.organization_id AND s.period_start = b.period_start
+  AND NOT s.armed AND b.remaining >= b.threshold;
+
+-- A crossing below the threshold while armed: one purchase, with an id that
+-- names the organization, the period and the crossing.
+WITH fired AS (
+    INSERT INTO auto_purchase_state AS s (organization_id, period_start, armed, purchases)
+    SELECT organization_id, period_start, false, 1
+    FROM batch_auto_purchase
+    WHERE enabled AND remaining < threshold AND pack > 0
+    ON CONFLICT (organization_id, period_start) DO UPDATE
+    SET armed = false, purchases = s.purchases + 1
+    WHERE s.armed
+    RETURNING organization_id, period_start, purchases
+)
+INSERT INTO auto_purchase_outbox (event_id, organization_id, period_start, credits, purchased_at)
+SELECT 'auto-purchase:' || f.organization_id || ':'
+       || to_char(f.period_start AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISS"Z"') || ':'
+       || f.purchases,
+       f.organization_id, f.period_start, b.pack, date_trunc('second', now())
+FROM fired f JOIN batch_auto_purchase b USING (organization_id, period_start);

@@ -1,0 +1,111 @@
+"""Auto-purchase through the whole pipeline: once per crossing, even across a restart."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from deploy.stack.local import Endpoints
+from services.emitter import Emitter
+from tests.support.events import module_execution
+from tests.support.processes import IngestProcess, ProjectorProcess
+from tests.support.waiting import eventually
+
+AUTOMATIC = (
+    "SELECT id FROM events WHERE type LIKE 'com.metering.credits.purchased.%'"
+    " AND data->>'purchase' = 'automatic' ORDER BY id"
+)
+
+
+@pytest.fixture
+def pipeline(
+    servers: Endpoints, database_url: str, new_topic: str, tmp_path: Path
+) -> Iterator[tuple[IngestProcess, ProjectorProcess]]:
+    ingest = IngestProcess(
+        database_url, servers.kafka_bootstrap, new_topic, f"{new_topic}.dlq",
+        f"ingest-{uuid.uuid4().hex[:8]}", tmp_path,
+    )  # fmt: skip
+    projector = ProjectorProcess(
+        database_url, tmp_path, batch_size=100, kafka_bootstrap=servers.kafka_bootstrap,
+        topic=new_topic,
+    )  # fmt: skip
+    ingest.start()
+    projector.start()
+    yield ingest, projector
+    projector.stop()
+    ingest.stop()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(database_url)
+    yield conn
+    await conn.close()
+
+
+async def extra_credits(db: asyncpg.Connection) -> Decimal:
+    value = await db.fetchval("SELECT coalesce(sum(extra_credits), 0) FROM billing_periods")
+    return Decimal(value)
+
+
+async def test_each_crossing_buys_one_pack_even_when_the_projector_restarts(
+    servers: Endpoints,
+    new_topic: str,
+    db: asyncpg.Connection,
+    pipeline: tuple[IngestProcess, ProjectorProcess],
+) -> None:
+    ingest, projector = pipeline
+    now = datetime.now(UTC).replace(microsecond=0)
+    start, end = now - timedelta(days=10), now + timedelta(days=20)
+    async with Emitter(servers.kafka_bootstrap, new_topic, "runner-test") as emitter:
+        await emitter.emit("com.metering.subscription.period_started.v1", {
+            "organization_id": "org-1", "plan": "core", "plan_credits": "100",
+            "period_start": start, "period_end": end}, event_id="sub-1", time=start)  # fmt: skip
+        await emitter.emit("com.metering.credits.auto_purchase_configured.v1", {
+            "organization_id": "org-1", "enabled": True, "threshold_credits": "20",
+            "pack_credits": "50"}, event_id="auto-1", time=start)  # fmt: skip
+        usage = [module_execution("org-1", i, Decimal(5), when=now - timedelta(hours=1))
+                 for i in range(17)]  # fmt: skip
+        await emitter.send_many(usage)  # 85 used of 100: 15 left, below 20
+
+        await eventually(lambda: _extra_at_least(db, Decimal(50)))
+        assert await db.fetch(AUTOMATIC) != []
+        more = [module_execution("org-1", 100 + i, Decimal(5), when=now - timedelta(minutes=30))
+                for i in range(10)]  # fmt: skip
+        await emitter.send_many(more)  # 135 used of 150: 15 left, a second crossing
+
+        await eventually(lambda: _extra_at_least(db, Decimal(100)))
+
+    purchases = [r["id"] for r in await db.fetch(AUTOMATIC)]
+    assert len(purchases) == 2
+    assert purchases[0].endswith(":1")
+    assert purchases[1].endswith(":2")
+
+    # A crash after sending but before marking it sent: the purchase goes out again.
+    await db.execute("UPDATE auto_purchase_outbox SET sent_at = NULL")
+    projector.stop()
+    projector.start()
+    await eventually(lambda: _none_unsent(db), timeout_s=30)
+    await eventually(lambda: _duplicates_seen(ingest, 2), timeout_s=30)
+
+    assert [r["id"] for r in await db.fetch(AUTOMATIC)] == purchases
+    assert await extra_credits(db) == Decimal(100)
+
+
+async def _extra_at_least(db: asyncpg.Connection, credits: Decimal) -> bool:
+    return await extra_credits(db) >= credits
+
+
+async def _none_unsent(db: asyncpg.Connection) -> bool:
+    return not await db.fetchval("SELECT count(*) FROM auto_purchase_outbox WHERE sent_at IS NULL")
+
+
+def _duplicates_seen(ingest: IngestProcess, expected: int) -> bool:
+    metric = 'ingest_events_duplicate_total{type="com.metering.credits.purchased.v1"}'
+    return ingest.metrics().get(metric, 0) >= expected
