@@ -11,11 +11,21 @@ BATCH_SECONDS = Histogram(
     ["projection"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+_FRESHNESS_BUCKETS = (
+    0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1, 1.5, 2, 3, 5, 10, 30, 60,
+    300, 3600,
+)  # fmt: skip
 FRESHNESS = Histogram(
     "projector_freshness_seconds",
+    "From an event's own time to its being visible in the read models (late events: late)",
+    ["projection"],
+    buckets=_FRESHNESS_BUCKETS,
+)
+STORE_TO_VISIBLE = Histogram(
+    "projector_store_to_visible_seconds",
     "From an event's arrival in the store to its being visible in the read models",
     ["projection"],
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    buckets=_FRESHNESS_BUCKETS,
 )
 LAG_POSITIONS = Gauge(
     "projector_lag_positions",

@@ -78,8 +78,8 @@ def _only_comments(sql: str) -> bool:
 class BatchResult:
     events: int
     tracking: Tracking
-    ages_s: list[float]
-    """For each event, seconds from its arrival in the store to this batch's commit."""
+    ages_s: list[tuple[float, float]]
+    """For each event, seconds from its own time and from its arrival in the store to now."""
 
 
 async def prepare_connection(connection: Connection) -> None:
@@ -127,8 +127,8 @@ async def project_batch(
             str(end.transaction_id),
             end.position,
         )
-        ages = await connection.fetchval(
-            "SELECT array_agg(extract(epoch FROM clock_timestamp() - recorded_at)::float8)"
-            " FROM projector_batch"
+        ages = await connection.fetch(
+            "SELECT extract(epoch FROM clock_timestamp() - time)::float8,"
+            " extract(epoch FROM clock_timestamp() - recorded_at)::float8 FROM projector_batch"
         )
-    return BatchResult(len(ages), end, list(ages))
+    return BatchResult(len(ages), end, [(row[0], row[1]) for row in ages])

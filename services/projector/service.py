@@ -105,8 +105,11 @@ class Projector:
             if result is not None:
                 metrics.BATCH_SECONDS.labels(label).observe(time.perf_counter() - started)
                 metrics.EVENTS.labels(label).inc(result.events)
-                for age in result.ages_s:
-                    metrics.FRESHNESS.labels(label).observe(age)
+                freshness = metrics.FRESHNESS.labels(label)
+                store_to_visible = metrics.STORE_TO_VISIBLE.labels(label)
+                for since_time, since_stored in result.ages_s:
+                    freshness.observe(since_time)
+                    store_to_visible.observe(since_stored)
                 await self._observe_lag(work, result.tracking.position)
                 self.purchases.poke.set()
                 continue

@@ -39,7 +39,7 @@ SELECT position, transaction_id::text::bigint, source, id, type, organization_id
 FROM events
 WHERE (transaction_id, position) > ($1::text::xid8, $2)
   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY transaction_id, position
+ORDER BY events.transaction_id, events.position  -- qualified: the index order, not the output cast
 LIMIT $3
 """
 
