@@ -91,6 +91,10 @@ async def test_late_events_land_in_their_own_day_and_period(
     assert [(str(r[0]), r[1]) for r in days] == [
         ("2026-10-03", Decimal("1.25")), ("2026-11-24", Decimal("5.5"))
     ]  # fmt: skip
+    metrics = projector.metrics()
+    assert metrics['projector_events_total{projection="usage"}'] == 4
+    assert metrics['projector_lag_positions{projection="usage"}'] == 0
+    assert metrics['projector_freshness_seconds_count{projection="usage"}'] == 4
     run = await db.fetchrow("SELECT status, credits_used FROM runs WHERE run_id = 'run-9'")
     assert run is not None
     assert (run["status"], run["credits_used"]) == ("success", Decimal("5.5"))
@@ -98,3 +102,30 @@ async def test_late_events_land_in_their_own_day_and_period(
 
 async def _checkpoint_at_least(db: asyncpg.Connection, position: int) -> bool:
     return await checkpoint(db) >= position
+
+
+async def test_a_standby_projector_takes_over_when_the_active_one_dies(
+    db: asyncpg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    first = ProjectorProcess(database_url, tmp_path / "first", batch_size=200)
+    second = ProjectorProcess(database_url, tmp_path / "second", batch_size=200)
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    active = 'projector_active{projection="usage"}'
+    first.start()
+    await eventually(lambda: first.metrics().get(active) == 1)
+    second.start()
+    try:
+        await store(db, [module_execution("org-1", 1, Decimal("1"))])
+        await eventually(lambda: _checkpoint_at_least(db, 1))
+        assert second.metrics().get(active, 0) == 0
+
+        first.kill()
+        await store(db, [module_execution("org-1", 2, Decimal("2"))], first_offset=1)
+
+        await eventually(lambda: _checkpoint_at_least(db, 2), timeout_s=30)
+        assert second.metrics()[active] == 1
+        assert await db.fetchval("SELECT credits_used FROM runs") == Decimal("3")
+    finally:
+        second.stop()
+        first.stop()
