@@ -20,30 +20,15 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 from rich.console import Console
 
-from bench.ingest import HEADERS, fresh_database
+from bench.ingest import HEADERS, fresh_database, record_value
 from deploy.stack.local import LocalStack
 from services.ingest.app import ensure_topics
 from tests.support.processes import IngestProcess, ProjectorProcess
 
 RATE = int(os.environ.get("BENCH_FRESHNESS_RATE", "10000"))
 SECONDS = int(os.environ.get("BENCH_FRESHNESS_SECONDS", "30"))
+INGEST_BATCH = int(os.environ.get("BENCH_FRESHNESS_INGEST_BATCH", "5000"))
 console = Console()
-
-
-def value(i: int, stamp: str) -> tuple[bytes, bytes]:
-    org = f"org-{i % 1000}"
-    data = (
-        f'{{"organization_id":"{org}","scenario_id":"scn-{i % 13}","run_id":"run-{i // 10}",'
-        f'"module_id":"{i % 10}","app":"openai","action":"createCompletion","operations":1,'
-        f'"credits":"0.{i % 999983:06d}","started_at":"{stamp}","finished_at":"{stamp}",'
-        f'"status":"success"}}'
-    )
-    envelope = (
-        f'{{"specversion":"1.0","id":"f-{i}","source":"bench",'
-        f'"type":"com.metering.module_execution.completed.v2","subject":"{org}",'
-        f'"time":"{stamp}","data":{data}}}'
-    )
-    return org.encode(), envelope.encode()
 
 
 async def produce_steadily(bootstrap: str, topic: str) -> int:
@@ -57,7 +42,7 @@ async def produce_steadily(bootstrap: str, topic: str) -> int:
             stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             pending = []
             while sent < int(elapsed * RATE):
-                key, payload = value(sent, stamp)
+                key, payload = record_value(sent, stamp)
                 pending.append(await producer.send(topic, payload, key=key, headers=HEADERS))
                 sent += 1
             await asyncio.gather(*pending)
@@ -102,7 +87,7 @@ def main() -> dict[str, float]:
     logs = Path(tempfile.mkdtemp())
     ingest = IngestProcess(
         database, endpoints.kafka_bootstrap, topic, f"{topic}.dlq",
-        f"bench-{uuid.uuid4().hex[:8]}", logs, max_batch=5000,
+        f"bench-{uuid.uuid4().hex[:8]}", logs, max_batch=INGEST_BATCH,
     )  # fmt: skip
     projector = ProjectorProcess(database, logs, batch_size=5000)
     ingest.start()

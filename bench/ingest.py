@@ -37,10 +37,12 @@ HEADERS = [("content-type", b"application/cloudevents+json")]
 console = Console()
 
 
-def record_value(i: int) -> tuple[bytes, bytes]:
+def record_value(i: int, stamp: str | None = None) -> tuple[bytes, bytes]:
+    """A structured-mode module execution, rendered without pydantic (to produce fast)."""
     org = f"org-{i % ORGANIZATIONS}"
-    second = i % 86400
-    stamp = f"2026-11-20T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
+    if stamp is None:
+        second = i % 86400
+        stamp = f"2026-11-20T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
     credits = f"{i % 10}.{i % 999983:06d}"
     data = (
         f'{{"organization_id":"{org}","scenario_id":"scn-{i % 37}","run_id":"run-{i // 10}",'

@@ -15,12 +15,14 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import psycopg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from deploy.stack.local import DATABASE_URL_ENV, KAFKA_BOOTSTRAP_ENV, Endpoints, LocalStack
 from services.infra.migrations.runner import migrate
+from services.projector.projection import prepare_connection
 
 TEMPLATE_DATABASE = "metering_test_template"
 
@@ -81,28 +83,36 @@ def template_database(servers: Endpoints) -> str:
     return TEMPLATE_DATABASE
 
 
-@pytest.fixture
-def database_url(servers: Endpoints, template_database: str) -> Iterator[str]:
-    """A fresh, migrated database of this test's own, dropped afterwards."""
-    name = f"test_{uuid.uuid4().hex[:16]}"
+def _scratch_database(servers: Endpoints, prefix: str, template: str | None) -> Iterator[str]:
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
     admin_url = _with_database(servers.database_url, "postgres")
+    copy_of = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        conn.execute(f'CREATE DATABASE "{name}"{copy_of}')
     yield _with_database(servers.database_url, name)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(servers: Endpoints, template_database: str) -> Iterator[str]:
+    """A fresh, migrated database of this test's own, dropped afterwards."""
+    yield from _scratch_database(servers, "test", template_database)
 
 
 @pytest.fixture
 def empty_database_url(servers: Endpoints) -> Iterator[str]:
     """A fresh database with no tables at all, dropped afterwards."""
-    name = f"empty_{uuid.uuid4().hex[:16]}"
-    admin_url = _with_database(servers.database_url, "postgres")
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield _with_database(servers.database_url, name)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from _scratch_database(servers, "empty", None)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to this test's database, ready to run projection batches."""
+    connection = await asyncpg.connect(database_url)
+    await prepare_connection(connection)
+    yield connection
+    await connection.close()
 
 
 @pytest.fixture

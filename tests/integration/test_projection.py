@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import asyncpg
 import pytest
 
-from services.projector.projection import prepare_connection, project_batch
+from services.projector.projection import project_batch
 from tests.support.history import history
 from tests.support.store import store
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database_url)
-    await prepare_connection(conn)
-    yield conn
-    await conn.close()
 
 
 async def project_all(db: asyncpg.Connection, batch: int) -> int:

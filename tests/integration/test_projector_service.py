@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -23,13 +23,6 @@ def projector(database_url: str, tmp_path: Path) -> Iterator[ProjectorProcess]:
     process = ProjectorProcess(database_url, tmp_path, batch_size=200)
     yield process
     process.stop()
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database_url)
-    yield conn
-    await conn.close()
 
 
 async def checkpoint(db: asyncpg.Connection) -> int:

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import asyncpg
-import pytest
 
-from services.projector.projection import prepare_connection, project_batch
+from services.projector.projection import project_batch
 from tests.support.events import module_execution
 from tests.support.store import store
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database_url)
-    await prepare_connection(conn)
-    yield conn
-    await conn.close()
 
 
 async def naive_tail(db: asyncpg.Connection, after: int) -> tuple[list[int], int]:

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import pytest
 
 from schemas import TypedEvent
 from services.emitter import build_event
-from services.projector.projection import READ_MODELS, prepare_connection, project_batch
+from services.projector.projection import READ_MODELS, project_batch
 from services.projector.rebuild import rebuild
 from tests.support.history import history
 from tests.support.store import store
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database_url)
-    await prepare_connection(conn)
-    yield conn
-    await conn.close()
 
 
 def other_events(rng: random.Random, count: int) -> list[TypedEvent]:
