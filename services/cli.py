@@ -19,6 +19,8 @@ ingest_app = typer.Typer(help="Kafka -> validated, deduplicated event store.", n
 app.add_typer(ingest_app, name="ingest")
 projector_app = typer.Typer(help="Event store -> read models.", no_args_is_help=True)
 app.add_typer(projector_app, name="projector")
+api_app = typer.Typer(help="REST API over the read models.", no_args_is_help=True)
+app.add_typer(api_app, name="api")
 console = Console()
 
 
@@ -154,6 +156,40 @@ def projector_rebuild(
         f"rebuilt {projection}: {report.events:,} events in {report.seconds:.1f} s "
         f"({rate:,.0f} events/s), swapped in"
     )
+
+
+@api_app.command("run")
+def api_run(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the REST API and /metrics until SIGTERM or Ctrl-C."""
+    import uvicorn
+
+    from services.query_api.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+
+
+@app.command("token")
+def token_command(
+    organization: Annotated[
+        str | None, typer.Argument(help="Organization the token may read.")
+    ] = None,
+    operator: Annotated[bool, typer.Option(help="May read every organization.")] = False,
+    hours: Annotated[int, typer.Option(min=1)] = 24,
+) -> None:
+    """Print a signed development token (HS256, METERING_API_JWT_SECRET)."""
+    from services.query_api.auth import sign
+    from services.query_api.settings import ApiSettings
+
+    secret = ApiSettings().jwt_secret
+    if not secret:
+        console.print("[red]set METERING_API_JWT_SECRET first[/red] (the API verifies with it)")
+        raise typer.Exit(2)
+    if organization is None and not operator:
+        raise typer.BadParameter("name an organization, or pass --operator")
+    print(sign(organization, secret, operator=operator, ttl_s=hours * 3600))
 
 
 @app.command("emit")

@@ -120,3 +120,13 @@ class IngestProcess(ServiceProcess):
             "METERING_INGEST_RETRY_MAX_S": "0.5",
         }
         super().__init__(["ingest", "run"], env, port, log_dir)
+
+
+class ApiProcess(ServiceProcess):
+    """`metering api run` against one database; its /metrics is on the API port."""
+
+    def __init__(self, database_url: str, log_dir: Path, jwt_secret: str) -> None:
+        port = free_port()
+        env = {"METERING_DATABASE_URL": database_url, "METERING_API_JWT_SECRET": jwt_secret}
+        super().__init__(["api", "run", "--port", str(port)], env, port, log_dir)
+        self.base_url = f"http://127.0.0.1:{port}"

@@ -1,0 +1,93 @@
+"""Prometheus metrics of the API: requests by route template, and usage gauges for alerting.
+
+Usage gauges have bounded cardinality: only organizations whose current period
+is at least `usage_gauge_min_ratio` used get series, at most
+`usage_gauge_max_series` of them, the most used first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.routing import Match
+
+from services.query_api.settings import ApiSettings
+
+if TYPE_CHECKING:
+    from services.query_api.queries import Reader
+
+REGISTRY = CollectorRegistry()
+REQUESTS = Counter(
+    "api_requests_total", "HTTP requests", ["method", "route", "status"], registry=REGISTRY
+)
+LATENCY = Histogram(
+    "api_request_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
+USED = Gauge(
+    "credits_used", "Credits used in the current period", ["organization"], registry=REGISTRY
+)
+TOTAL = Gauge(
+    "credits_total", "Plan plus extra credits of the current period", ["organization"],
+    registry=REGISTRY,
+)  # fmt: skip
+RATIO = Gauge(
+    "credits_used_ratio", "Credits used / total in the current period", ["organization"],
+    registry=REGISTRY,
+)  # fmt: skip
+
+USAGE_GAUGES = """
+SELECT organization_id, credits_used, plan_credits + extra_credits AS total
+FROM billing_periods
+WHERE period_start <= now() AND now() < period_end AND plan_credits + extra_credits > 0
+  AND credits_used >= $1 * (plan_credits + extra_credits)
+ORDER BY credits_used / (plan_credits + extra_credits) DESC LIMIT $2
+"""
+
+
+def _route_template(request: Request) -> str:
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", "unmatched"))
+    return "unmatched"
+
+
+def instrument(app: FastAPI) -> None:
+    """Count and time every request by its route template, never its raw path."""
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = _route_template(request)
+        LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        return response
+
+
+async def refresh_usage_gauges(reader: Reader, settings: ApiSettings) -> None:
+    rows = await reader.pool.fetch(
+        USAGE_GAUGES, settings.usage_gauge_min_ratio, settings.usage_gauge_max_series
+    )
+    for gauge in (USED, TOTAL, RATIO):
+        gauge.clear()
+    for row in rows:
+        org, used, total = row["organization_id"], row["credits_used"], row["total"]
+        # Prometheus samples are floats; the exact figures are in the REST API.
+        USED.labels(org).set(float(used))
+        TOTAL.labels(org).set(float(total))
+        RATIO.labels(org).set(float(used / total))
+
+
+def metrics_text() -> str:
+    return generate_latest(REGISTRY).decode()

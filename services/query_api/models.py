@@ -1,0 +1,154 @@
+"""Response models of the REST API: exact decimal credits as strings, ISO 8601 times."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+Credits = Annotated[
+    Decimal,
+    PlainSerializer(lambda value: format(value.normalize(), "f"), return_type=str),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]{1,6})?$", "examples": ["12.5"]}
+    ),
+]
+"""Credits on the wire: an exact decimal string, never a JSON number."""
+
+T = TypeVar("T")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class AutoPurchase(Model):
+    enabled: bool
+    threshold_credits: Credits | None
+    pack_credits: Credits | None
+
+
+class Usage(Model):
+    """The current billing period at a glance (dashboard and subscription views)."""
+
+    organization_id: str
+    period_start: datetime
+    reset_at: datetime = Field(description="When the period ends and credits reset.")
+    plan: str | None
+    plan_credits: Credits
+    extra_credits: Credits = Field(description="Extra credits bought in this period.")
+    total_credits: Credits = Field(description="Plan credits plus extra credits.")
+    credits_used: Credits
+    credits_remaining: Credits
+    percent_used: Credits
+    average_daily_usage: Credits
+    auto_purchase: AutoPurchase
+
+
+class DailyUsage(Model):
+    day: date
+    credits_used: Credits
+    operations: int
+
+
+class DailyUsageList(Model):
+    organization_id: str
+    days: list[DailyUsage]
+
+
+class BillingPeriod(Model):
+    period_start: datetime
+    period_end: datetime
+    plan: str | None
+    plan_credits: Credits
+    extra_credits: Credits
+    credits_used: Credits
+    credits_remaining: Credits
+
+
+class BillingPeriodList(Model):
+    organization_id: str
+    periods: list[BillingPeriod]
+
+
+class Page(Model, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class ScenarioUsage(Model):
+    scenario_id: str
+    credits_used: Credits
+    operations: int
+
+
+class ScenarioDetail(Model):
+    scenario_id: str
+    period_start: datetime
+    credits_this_period: Credits
+    credits_all_time: Credits
+    runs: int
+    last_run_at: datetime | None
+
+
+class RunSummary(Model):
+    run_id: str
+    scenario_id: str
+    status: str | None = Field(description="From the run's own events; null until one arrives.")
+    trigger: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    credits_used: Credits
+    operations: int
+    module_count: int
+
+
+class ModuleUsage(Model):
+    module_id: str
+    app: str
+    action: str
+    credits_used: Credits
+    operations: int
+    executions: int
+    errors: int
+
+
+class ScenarioModules(Model):
+    scenario_id: str
+    period_start: datetime
+    modules: list[ModuleUsage]
+
+
+class RunDetail(RunSummary):
+    modules: list[ModuleUsage]
+
+
+class LogEntry(Model):
+    module_id: str
+    app: str
+    action: str
+    status: str
+    credits: Credits
+    started_at: datetime
+    finished_at: datetime | None = None
+    operations: int | None = None
+    event_source: str | None = None
+    event_id: str | None = None
+
+
+class RunLog(Model):
+    run_id: str
+    detail: Literal["simple", "advanced"]
+    entries: list[LogEntry]
+
+
+class Problem(Model):
+    """An error: what went wrong, and for bad input which field and why."""
+
+    detail: str
+    field: str | None = None

@@ -1,0 +1,151 @@
+"""The read-model queries behind each endpoint: one indexed query each, never the event store."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import asyncpg
+
+CURRENT_PERIOD = """
+SELECT p.period_start, p.period_end, p.plan, p.plan_credits, p.extra_credits, p.credits_used,
+       o.plan AS organization_plan, coalesce(o.auto_purchase_enabled, false) AS ap_enabled,
+       o.auto_purchase_threshold, o.auto_purchase_pack
+FROM (SELECT $1::text AS organization_id) q
+LEFT JOIN LATERAL (
+    SELECT * FROM billing_periods bp
+    WHERE bp.organization_id = q.organization_id AND bp.period_start <= $2
+      AND $2 < bp.period_end
+    ORDER BY bp.period_start DESC LIMIT 1
+) p ON true
+LEFT JOIN organizations o ON o.organization_id = q.organization_id
+"""
+
+PERIOD_STARTING = """
+SELECT period_start, period_end FROM billing_periods
+WHERE organization_id = $1 AND period_start >= $2::date::timestamptz
+  AND period_start < ($2::date + 1)::timestamptz
+ORDER BY period_start LIMIT 1
+"""
+
+DAILY = """
+SELECT day, credits_used, operations FROM organization_daily_usage
+WHERE organization_id = $1 AND day BETWEEN $2 AND $3 ORDER BY day
+"""
+
+BILLING_PERIODS = """
+SELECT period_start, period_end, plan, plan_credits, extra_credits, credits_used
+FROM billing_periods WHERE organization_id = $1 ORDER BY period_start DESC LIMIT $2
+"""
+
+SCENARIOS = """
+SELECT scenario_id, credits_used, operations FROM scenario_period_usage
+WHERE organization_id = $1 AND period_start = $2
+  AND ($3::numeric IS NULL OR (credits_used, scenario_id) < ($3, $4))
+ORDER BY credits_used DESC, scenario_id DESC LIMIT $5
+"""
+
+SCENARIO = """
+SELECT s.scenario_id, s.credits_used, s.runs, s.last_run_at,
+       coalesce((SELECT credits_used FROM scenario_period_usage p
+                 WHERE p.organization_id = s.organization_id AND p.period_start = $3
+                   AND p.scenario_id = s.scenario_id), 0) AS credits_this_period
+FROM scenario_usage s WHERE s.organization_id = $1 AND s.scenario_id = $2
+"""
+
+RUNS = """
+SELECT run_id, scenario_id, status, trigger, started_at, finished_at, duration_ms, credits_used,
+       operations, module_count, coalesce(started_at, first_event_at) AS sort_time
+FROM runs
+WHERE organization_id = $1 AND scenario_id = $2
+  AND ($3::timestamptz IS NULL OR (coalesce(started_at, first_event_at), run_id) < ($3, $4))
+ORDER BY coalesce(started_at, first_event_at) DESC, run_id DESC LIMIT $5
+"""
+
+SCENARIO_MODULES = """
+SELECT module_id, app, action, credits_used, operations, executions, errors
+FROM scenario_module_period_usage
+WHERE organization_id = $1 AND period_start = $2 AND scenario_id = $3
+ORDER BY credits_used DESC, module_id
+"""
+
+RUN = """
+SELECT run_id, scenario_id, status, trigger, started_at, finished_at, duration_ms, credits_used,
+       operations, module_count
+FROM runs WHERE organization_id = $1 AND run_id = $2
+"""
+
+RUN_MODULES = """
+SELECT module_id, app, action, credits_used, operations, executions, errors
+FROM run_modules WHERE organization_id = $1 AND run_id = $2 ORDER BY module_id
+"""
+
+RUN_LOG = """
+SELECT module_id, app, action, status, credits, started_at, finished_at, operations,
+       event_source, event_id
+FROM module_executions WHERE organization_id = $1 AND run_id = $2
+ORDER BY started_at, event_position
+"""
+
+
+class Reader:
+    """Runs the queries on a pool; one method per question the API answers."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def current_period(self, organization: str, now: datetime) -> asyncpg.Record:
+        row = await self.pool.fetchrow(CURRENT_PERIOD, organization, now)
+        assert row is not None  # the query always yields one row
+        return row
+
+    async def period_starting(self, organization: str, day: date) -> asyncpg.Record | None:
+        return await self.pool.fetchrow(PERIOD_STARTING, organization, day)
+
+    async def daily(self, organization: str, first: date, last: date) -> list[asyncpg.Record]:
+        return await self.pool.fetch(DAILY, organization, first, last)
+
+    async def billing_periods(self, organization: str, limit: int) -> list[asyncpg.Record]:
+        return await self.pool.fetch(BILLING_PERIODS, organization, limit)
+
+    async def scenarios(
+        self,
+        organization: str,
+        period_start: datetime,
+        after: tuple[object, str] | None,
+        limit: int,
+    ) -> list[asyncpg.Record]:
+        credits, scenario = after if after else (None, "")
+        return await self.pool.fetch(
+            SCENARIOS, organization, period_start, credits, scenario, limit
+        )
+
+    async def scenario(
+        self, organization: str, scenario: str, period_start: datetime
+    ) -> asyncpg.Record | None:
+        return await self.pool.fetchrow(SCENARIO, organization, scenario, period_start)
+
+    async def runs(
+        self, organization: str, scenario: str, after: tuple[object, str] | None, limit: int
+    ) -> list[asyncpg.Record]:
+        when, run = after if after else (None, "")
+        return await self.pool.fetch(RUNS, organization, scenario, when, run, limit)
+
+    async def scenario_modules(
+        self, organization: str, period_start: datetime, scenario: str
+    ) -> list[asyncpg.Record]:
+        return await self.pool.fetch(SCENARIO_MODULES, organization, period_start, scenario)
+
+    async def run(self, organization: str, run: str) -> asyncpg.Record | None:
+        return await self.pool.fetchrow(RUN, organization, run)
+
+    async def run_modules(self, organization: str, run: str) -> list[asyncpg.Record]:
+        return await self.pool.fetch(RUN_MODULES, organization, run)
+
+    async def run_log(self, organization: str, run: str) -> list[asyncpg.Record]:
+        return await self.pool.fetch(RUN_LOG, organization, run)
+
+    async def projector_idle_s(self) -> float | None:
+        value = await self.pool.fetchval(
+            "SELECT extract(epoch FROM now() - max(updated_at))::float8 FROM projection_checkpoints"
+        )
+        return None if value is None else float(value)

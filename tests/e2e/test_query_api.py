@@ -1,0 +1,236 @@
+"""Every endpoint, on data that went Kafka -> ingest -> projector, against totals computed here."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from deploy.stack.local import Endpoints
+from schemas import TypedEvent
+from services.emitter import Emitter, build_event
+from services.query_api.auth import sign
+from tests.support.processes import ApiProcess, IngestProcess, ProjectorProcess
+from tests.support.waiting import eventually
+
+SECRET = "test-secret-that-is-long-enough-for-hs256"
+ORG, OTHER = "org-a", "org-b"
+
+
+@dataclass
+class World:
+    api: str
+    now: datetime
+    period_start: datetime
+    period_end: datetime
+    plan: Decimal
+    extra: Decimal
+    used: Decimal = Decimal(0)
+    daily: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    scenarios: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    runs: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    run_scenario: dict[str, str] = field(default_factory=dict)
+    run_started: dict[str, datetime] = field(default_factory=dict)
+    run_modules: dict[tuple[str, str], Decimal] = field(
+        default_factory=lambda: defaultdict(Decimal)
+    )
+    run_executions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    scenario_modules: dict[tuple[str, str], Decimal] = field(
+        default_factory=lambda: defaultdict(Decimal)
+    )
+
+
+def history(world: World, rng: random.Random) -> list[TypedEvent]:
+    events = [
+        build_event("com.metering.subscription.period_started.v1", {
+            "organization_id": ORG, "plan": "pro", "plan_credits": str(world.plan),
+            "period_start": world.period_start, "period_end": world.period_end,
+        }, source="test", event_id="sub", time=world.period_start),
+        build_event("com.metering.credits.purchased.v1", {
+            "organization_id": ORG, "credits": str(world.extra), "purchase": "manual",
+            "purchased_at": world.now - timedelta(days=2),
+        }, source="test", event_id="buy", time=world.now - timedelta(days=2)),
+    ]  # fmt: skip
+    for r in range(30):
+        scenario = f"scn-{r % 3}"
+        run = f"run-{r:02d}"
+        started = world.now - timedelta(days=5) + timedelta(hours=3 * r)
+        world.run_scenario[run] = scenario
+        world.run_started[run] = started
+        for k in range(rng.randint(1, 5)):
+            module = f"m{k}"
+            credits = Decimal(rng.randint(1, 3_000_000)) / Decimal(1_000_000)
+            when = started + timedelta(seconds=k)
+            events.append(build_event("com.metering.module_execution.completed.v2", {
+                "organization_id": ORG, "scenario_id": scenario, "run_id": run,
+                "module_id": module, "app": "openai", "action": "createCompletion",
+                "operations": 1, "credits": str(credits), "started_at": when,
+                "finished_at": when + timedelta(milliseconds=300), "status": "success",
+            }, source="test", event_id=f"e-{r}-{k}", time=when))  # fmt: skip
+            world.used += credits
+            world.daily[when.date().isoformat()] += credits
+            world.scenarios[scenario] += credits
+            world.runs[run] += credits
+            world.run_modules[(run, module)] += credits
+            world.run_executions[run] += 1
+            world.scenario_modules[(scenario, module)] += credits
+        events.append(build_event("com.metering.scenario_run.finished.v1", {
+            "organization_id": ORG, "scenario_id": scenario, "run_id": run,
+            "trigger": "scheduled", "status": "success", "started_at": started,
+            "finished_at": started + timedelta(seconds=10), "duration_ms": 10_000,
+        }, source="test", event_id=f"fin-{r}", time=started + timedelta(seconds=10)))  # fmt: skip
+    events.append(module_of_other_org(world.now))
+    return events
+
+
+def module_of_other_org(now: datetime) -> TypedEvent:
+    return build_event("com.metering.module_execution.completed.v2", {
+        "organization_id": OTHER, "scenario_id": "scn-x", "run_id": "run-x", "module_id": "1",
+        "app": "http", "action": "get", "operations": 1, "credits": "7", "started_at": now,
+        "finished_at": now, "status": "success",
+    }, source="test", event_id="other", time=now)  # fmt: skip
+
+
+@pytest.fixture
+async def world(
+    servers: Endpoints, database_url: str, new_topic: str, tmp_path: Path
+) -> AsyncIterator[World]:
+    now = datetime.now(UTC).replace(microsecond=0)
+    w = World(api="", now=now, period_start=now - timedelta(days=10),
+              period_end=now + timedelta(days=20), plan=Decimal(1000),
+              extra=Decimal(200))  # fmt: skip
+    ingest = IngestProcess(database_url, servers.kafka_bootstrap, new_topic, f"{new_topic}.dlq",
+                           f"ingest-{uuid.uuid4().hex[:8]}", tmp_path)  # fmt: skip
+    projector = ProjectorProcess(database_url, tmp_path)
+    api = ApiProcess(database_url, tmp_path, SECRET)
+    for process in (ingest, projector, api):
+        process.start()
+    w.api = api.base_url
+    try:
+        events = history(w, random.Random(5))
+        async with Emitter(servers.kafka_bootstrap, new_topic, "test") as emitter:
+            await emitter.send_many(events)
+        metric = 'projector_events_total{projection="usage"}'
+        await eventually(lambda: projector.metrics().get(metric, 0) >= len(events))
+        yield w
+    finally:
+        for process in (api, projector, ingest):
+            process.stop()
+
+
+def client(world: World, organization: str | None = ORG) -> httpx.AsyncClient:
+    headers = {"Authorization": f"Bearer {sign(organization, SECRET)}"} if organization else {}
+    return httpx.AsyncClient(base_url=world.api, headers=headers, timeout=10)
+
+
+async def test_usage_shows_the_current_period(world: World) -> None:
+    async with client(world) as api:
+        usage = (await api.get(f"/v1/organizations/{ORG}/usage")).json()
+
+    total = world.plan + world.extra
+    assert Decimal(usage["credits_used"]) == world.used
+    assert Decimal(usage["total_credits"]) == total
+    assert Decimal(usage["credits_remaining"]) == total - world.used
+    assert Decimal(usage["extra_credits"]) == world.extra
+    assert Decimal(usage["percent_used"]) == (world.used * 100 / total).quantize(Decimal("0.01"))
+    assert datetime.fromisoformat(usage["reset_at"]) == world.period_end
+    assert isinstance(usage["credits_used"], str)
+
+
+async def test_daily_usage_and_billing_periods(world: World) -> None:
+    async with client(world) as api:
+        daily = (await api.get(f"/v1/organizations/{ORG}/usage/daily")).json()
+        periods = (await api.get(f"/v1/organizations/{ORG}/billing-periods")).json()
+        backwards = await api.get(
+            f"/v1/organizations/{ORG}/usage/daily?from=2026-02-02&to=2026-02-01"
+        )
+
+    assert {d["day"]: Decimal(d["credits_used"]) for d in daily["days"]} == dict(world.daily)
+    assert [Decimal(p["credits_used"]) for p in periods["periods"]] == [world.used]
+    assert backwards.status_code == 422
+    assert backwards.json()["detail"][0]["loc"] == ["query", "to"]
+
+
+async def test_scenarios_largest_first_page_by_page(world: World) -> None:
+    seen: list[tuple[str, Decimal]] = []
+    cursor = None
+    async with client(world) as api:
+        while True:
+            params = {"limit": "1", **({"cursor": cursor} if cursor else {})}
+            page = (await api.get(f"/v1/organizations/{ORG}/scenarios", params=params)).json()
+            seen += [(s["scenario_id"], Decimal(s["credits_used"])) for s in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        one = (await api.get(f"/v1/organizations/{ORG}/scenarios/scn-1")).json()
+        missing = await api.get(f"/v1/organizations/{ORG}/scenarios/nope")
+        modules = (await api.get(f"/v1/organizations/{ORG}/scenarios/scn-1/modules")).json()
+
+    assert seen == sorted(world.scenarios.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
+    assert Decimal(one["credits_all_time"]) == world.scenarios["scn-1"]
+    assert one["runs"] == 10
+    assert missing.status_code == 404
+    assert {m["module_id"]: Decimal(m["credits_used"]) for m in modules["modules"]} == {
+        module: c for (s, module), c in world.scenario_modules.items() if s == "scn-1"
+    }
+
+
+async def test_run_history_newest_first_and_one_run_in_detail(world: World) -> None:
+    runs: list[dict[str, object]] = []
+    cursor = None
+    async with client(world) as api:
+        while True:
+            params = {"limit": "4", **({"cursor": cursor} if cursor else {})}
+            page = (
+                await api.get(f"/v1/organizations/{ORG}/scenarios/scn-0/runs", params=params)
+            ).json()
+            runs += page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        run = (await api.get(f"/v1/organizations/{ORG}/runs/run-03")).json()
+        simple = (await api.get(f"/v1/organizations/{ORG}/runs/run-03/log")).json()
+        advanced = (
+            await api.get(f"/v1/organizations/{ORG}/runs/run-03/log?detail=advanced")
+        ).json()
+        missing = await api.get(f"/v1/organizations/{ORG}/runs/nope")
+
+    expected = sorted((r for r, s in world.run_scenario.items() if s == "scn-0"),
+                      key=lambda r: world.run_started[r], reverse=True)  # fmt: skip
+    assert [r["run_id"] for r in runs] == expected
+    assert all(Decimal(str(r["credits_used"])) == world.runs[str(r["run_id"])] for r in runs)
+    assert run["status"] == "success"
+    assert Decimal(run["credits_used"]) == world.runs["run-03"]
+    assert {m["module_id"]: Decimal(m["credits_used"]) for m in run["modules"]} == {
+        module: c for (r, module), c in world.run_modules.items() if r == "run-03"
+    }
+    assert len(simple["entries"]) == len(advanced["entries"]) == world.run_executions["run-03"]
+    assert "event_id" not in simple["entries"][0]
+    assert "event_id" in advanced["entries"][0]
+    assert missing.status_code == 404
+
+
+PATHS = [
+    "/usage", "/usage/daily", "/billing-periods", "/scenarios", "/scenarios/scn-1",
+    "/scenarios/scn-1/runs", "/scenarios/scn-1/modules", "/runs/run-03", "/runs/run-03/log",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_other_tenants_get_403_and_strangers_401(world: World, path: str) -> None:
+    async with client(world, OTHER) as other, client(world, None) as stranger:
+        assert (await other.get(f"/v1/organizations/{ORG}{path}")).status_code == 403
+        assert (await other.get(f"/v1/organizations/org-nobody{path}")).status_code == 403
+        assert (await stranger.get(f"/v1/organizations/{ORG}{path}")).status_code == 401
+        bad = {"Authorization": "Bearer not-a-token"}
+        assert (
+            await stranger.get(f"/v1/organizations/{ORG}{path}", headers=bad)
+        ).status_code == 401
