@@ -96,7 +96,11 @@ def create_app(
         if period == "current":
             row = await db.current_period(org, datetime.now(UTC))
             return row["period_start"] or _month_start(datetime.now(UTC))
-        found = await db.period_starting(org, date.fromisoformat(period))
+        try:
+            day = date.fromisoformat(period)
+        except ValueError:
+            raise bad_input("period", f"{period} is not a date") from None
+        found = await db.period_starting(org, day)
         if found is None:
             raise bad_input("period", f"no billing period starts on {period}")
         start: datetime = found["period_start"]

@@ -234,3 +234,20 @@ async def test_other_tenants_get_403_and_strangers_401(world: World, path: str) 
         assert (
             await stranger.get(f"/v1/organizations/{ORG}{path}", headers=bad)
         ).status_code == 401
+
+
+async def test_metrics_label_routes_by_template_and_gauge_usage(world: World) -> None:
+    async with client(world) as api:
+        await api.get(f"/v1/organizations/{ORG}/runs/run-03")
+        await api.get(f"/v1/organizations/{ORG}/runs/run-04")
+        text = (await api.get("/metrics")).text
+        ready = await api.get("/readyz")
+
+    lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    route = 'route="/v1/organizations/{organization_id}/runs/{run_id}"'
+    assert float(lines[f'api_requests_total{{method="GET",{route},status="200"}}']) == 2
+    assert "run-03" not in text
+    ratio = float(lines[f'credits_used_ratio{{organization="{ORG}"}}'])
+    assert abs(ratio - float(world.used / (world.plan + world.extra))) < 1e-9
+    assert f'credits_used_ratio{{organization="{OTHER}"}}' not in lines  # no period: no series
+    assert ready.status_code == 200

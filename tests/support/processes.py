@@ -127,6 +127,10 @@ class ApiProcess(ServiceProcess):
 
     def __init__(self, database_url: str, log_dir: Path, jwt_secret: str) -> None:
         port = free_port()
-        env = {"METERING_DATABASE_URL": database_url, "METERING_API_JWT_SECRET": jwt_secret}
+        env = {
+            "METERING_DATABASE_URL": database_url,
+            "METERING_API_JWT_SECRET": jwt_secret,
+            "METERING_API_USAGE_GAUGE_MIN_RATIO": "0.05",
+        }
         super().__init__(["api", "run", "--port", str(port)], env, port, log_dir)
         self.base_url = f"http://127.0.0.1:{port}"

@@ -1,0 +1,59 @@
+"""Every API query is served by an index of a read model, and never reads the event store."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.query_api import queries
+from services.query_api.metrics import USAGE_GAUGES
+
+NOW = datetime(2026, 11, 24, tzinfo=UTC)
+START = datetime(2026, 11, 1, tzinfo=UTC)
+
+CASES: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "current period": (queries.CURRENT_PERIOD, ("org-1", NOW)),
+    "period starting": (queries.PERIOD_STARTING, ("org-1", date(2026, 11, 1))),
+    "daily": (queries.DAILY, ("org-1", date(2026, 11, 1), date(2026, 11, 30))),
+    "billing periods": (queries.BILLING_PERIODS, ("org-1", 24)),
+    "scenarios": (queries.SCENARIOS, ("org-1", START, Decimal(5), "scn-1", 21)),
+    "scenario": (queries.SCENARIO, ("org-1", "scn-1", START)),
+    "runs": (queries.RUNS, ("org-1", "scn-1", NOW, "run-9", 21)),
+    "scenario modules": (queries.SCENARIO_MODULES, ("org-1", START, "scn-1")),
+    "run": (queries.RUN, ("org-1", "run-1")),
+    "run modules": (queries.RUN_MODULES, ("org-1", "run-1")),
+    "run log": (queries.RUN_LOG, ("org-1", "run-1")),
+}
+
+
+def nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [plan]
+    for child in plan.get("Plans", []):
+        found += nodes(child)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+async def test_query_uses_an_index_and_not_the_event_store(
+    db: asyncpg.Connection, name: str
+) -> None:
+    sql, args = CASES[name]
+    async with db.transaction():
+        await db.execute("SET LOCAL enable_seqscan = off")
+        raw = await db.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)
+    plan = json.loads(raw)[0]["Plan"]
+
+    scanned = [(n["Node Type"], n.get("Relation Name")) for n in nodes(plan)]
+    assert not [s for s in scanned if s[0] == "Seq Scan"], scanned
+    assert "events" not in {relation for _, relation in scanned}
+
+
+async def test_usage_gauges_query_reads_only_current_periods(db: asyncpg.Connection) -> None:
+    raw = await db.fetchval(f"EXPLAIN (FORMAT JSON) {USAGE_GAUGES}", 0.75, 1000)
+    relations = {n.get("Relation Name") for n in nodes(json.loads(raw)[0]["Plan"])} - {None}
+    assert relations == {"billing_periods"}
