@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from datetime import UTC, datetime
 
 import asyncpg
 from rich.console import Console
@@ -35,19 +36,20 @@ SELECT 'bench', 'e-' || i, 'com.metering.module_execution.completed.v2', org, t,
        '\\x00'
 FROM (
     SELECT i, 'org-' || (i / 10 % 10000) AS org,
-           timestamptz '2026-08-01 00:00:00+00' + (i % 7948800) * interval '1 second' AS t
+           $3::timestamptz + (i % 7948800) * interval '1 second' AS t
     FROM generate_series($1::bigint, $2::bigint) AS i
 ) s
 """
 
 
-async def seed(database: str) -> float:
+async def seed(database: str, start: datetime = datetime(2026, 8, 1, tzinfo=UTC)) -> float:
+    """Fill the store with EVENTS module executions over the 92 days from `start`."""
     connection = await asyncpg.connect(database)
     started = time.perf_counter()
     try:
         step = 1_000_000
         for first in range(0, EVENTS, step):
-            await connection.execute(SEED, first, min(first + step, EVENTS) - 1)
+            await connection.execute(SEED, first, min(first + step, EVENTS) - 1, start)
             console.print(f"  seeded {min(first + step, EVENTS):,} events")
         await connection.execute("VACUUM ANALYZE events")
     finally:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the local stack and the tests need, when missing:
 # PostgreSQL 15 server binaries, a JDK and Maven (for the Kafka broker), kcat,
-# and promtool. Needs root (or sudo) only when something is missing.
+# and wrk (the query benchmark). Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
 missing=()
@@ -9,6 +9,7 @@ ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
 command -v java >/dev/null || missing+=(default-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 command -v kcat >/dev/null || command -v kafkacat >/dev/null || missing+=(kcat)
+command -v wrk >/dev/null || missing+=(wrk)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
