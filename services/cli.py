@@ -79,22 +79,17 @@ def migrate_command() -> None:
 
 
 @app.command("run")
-def run_command() -> None:
-    """Start everything for a local try-out (today: the stack and the schema)."""
-    from deploy.stack.local import LocalStack
-    from services.infra.migrations.runner import migrate
+def run_command(
+    organizations: Annotated[int, typer.Option(min=1)] = 20,
+    runs: Annotated[int, typer.Option(min=1, help="Scenario runs to simulate.")] = 1500,
+    exit_when_ready: Annotated[
+        bool, typer.Option(help="Stop the services once ready (for tests).")
+    ] = False,
+) -> None:
+    """Start the stack and all services, send demo traffic, serve until Ctrl-C."""
+    from deploy.demo import run_demo
 
-    started = time.monotonic()
-    endpoints = LocalStack().up()
-    migrate(endpoints.database_url)
-    console.print(f"[green]ready[/green]: stack up in {time.monotonic() - started:.1f} s")
-    console.print(f"  PostgreSQL (event store, migrated): {endpoints.database_url}")
-    console.print(f"  Kafka: {endpoints.kafka_bootstrap}")
-    console.print(
-        "[yellow]The ingest, projector and query API services are not built yet, so there "
-        "is no demo traffic and no API to query.[/yellow] Stop the stack with "
-        "`.venv/bin/metering stack down`."
-    )
+    run_demo(organizations, runs, exit_when_ready)
 
 
 @ingest_app.command("run")

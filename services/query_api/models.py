@@ -33,6 +33,31 @@ class AutoPurchase(Model):
 class Usage(Model):
     """The current billing period at a glance (dashboard and subscription views)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "organization_id": "org-1",
+                    "period_start": "2026-11-01T00:00:00Z",
+                    "reset_at": "2026-12-01T00:00:00Z",
+                    "plan": "pro",
+                    "plan_credits": "10000",
+                    "extra_credits": "500",
+                    "total_credits": "10500",
+                    "credits_used": "7321.25",
+                    "credits_remaining": "3178.75",
+                    "percent_used": "69.73",
+                    "average_daily_usage": "304.21875",
+                    "auto_purchase": {
+                        "enabled": True,
+                        "threshold_credits": "500",
+                        "pack_credits": "1000",
+                    },
+                }
+            ]
+        }
+    )
+
     organization_id: str
     period_start: datetime
     reset_at: datetime = Field(description="When the period ends and credits reset.")
@@ -81,6 +106,12 @@ class Page(Model, Generic[T]):
 
 
 class ScenarioUsage(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"scenario_id": "scn-7", "credits_used": "1250.5", "operations": 812}]
+        }
+    )
+
     scenario_id: str
     credits_used: Credits
     operations: int
@@ -129,6 +160,21 @@ class RunDetail(RunSummary):
 
 
 class LogEntry(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "module_id": "3",
+                    "app": "openai",
+                    "action": "createCompletion",
+                    "status": "success",
+                    "credits": "2.5",
+                    "started_at": "2026-11-24T09:30:00Z",
+                }
+            ]
+        }
+    )
+
     module_id: str
     app: str
     action: str
