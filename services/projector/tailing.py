@@ -10,7 +10,8 @@ has finished, so the events at or below the high-water mark can no longer
 change, and none can appear below it later. This is the approach of
 PostgreSQL-backed event stores such as Marten and eventsourcing's
 PostgreSQL recorder. The cost: a long-running transaction anywhere in the
-database holds the mark back, so projections lag (they never skip).
+cluster (transaction ids are cluster-wide, so other databases count too)
+holds the mark back, so projections lag (they never skip).
 """
 
 from __future__ import annotations

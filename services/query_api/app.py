@@ -273,11 +273,11 @@ def create_app(
     @app.get("/readyz", include_in_schema=False)
     async def readyz(db: Db) -> JSONResponse:
         try:
-            idle = await db.projector_idle_s()
+            stalled = await db.projector_stalled_s()
         except (OSError, asyncpg.PostgresError) as error:
             return JSONResponse({"status": "database unreachable", "detail": str(error)}, 503)
-        if idle is not None and idle > settings.projector_stall_s:
-            return JSONResponse({"status": "projector stalled", "idle_s": idle}, 503)
+        if stalled is not None and stalled > settings.projector_stall_s:
+            return JSONResponse({"status": "projector stalled", "stalled_s": stalled}, 503)
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", include_in_schema=False)

@@ -144,8 +144,15 @@ class Reader:
     async def run_log(self, organization: str, run: str) -> list[asyncpg.Record]:
         return await self.pool.fetch(RUN_LOG, organization, run)
 
-    async def projector_idle_s(self) -> float | None:
+    async def projector_stalled_s(self) -> float | None:
+        """Seconds since the projector last moved while events wait for it; None when none wait.
+
+        A health check, not a credit query: it looks up the store's newest position.
+        """
         value = await self.pool.fetchval(
-            "SELECT extract(epoch FROM now() - max(updated_at))::float8 FROM projection_checkpoints"
+            "SELECT extract(epoch FROM now() - coalesce(c.updated_at, e.first))::float8"
+            " FROM (SELECT max(position) AS head, min(recorded_at) AS first FROM events) e"
+            " LEFT JOIN projection_checkpoints c ON c.projection = 'usage'"
+            " WHERE e.head > coalesce(c.position, 0)"
         )
         return None if value is None else float(value)

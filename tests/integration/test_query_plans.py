@@ -57,3 +57,26 @@ async def test_usage_gauges_query_reads_only_current_periods(db: asyncpg.Connect
     raw = await db.fetchval(f"EXPLAIN (FORMAT JSON) {USAGE_GAUGES}", 0.75, 1000)
     relations = {n.get("Relation Name") for n in nodes(json.loads(raw)[0]["Plan"])} - {None}
     assert relations == {"billing_periods"}
+
+
+async def test_readiness_tells_a_stalled_projector_from_an_idle_one(
+    db: asyncpg.Connection, database_url: str
+) -> None:
+    from services.projector.projection import project_batch
+    from services.query_api.queries import Reader
+    from tests.support.events import module_execution
+    from tests.support.store import store
+    from tests.support.waiting import eventually
+
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    reader = Reader(pool)
+    try:
+        assert await reader.projector_stalled_s() is None  # nothing to do: not stalled
+        await store(db, [module_execution("org-1", 1, Decimal(1))])
+        waiting = await reader.projector_stalled_s()
+        assert waiting is not None  # an event waits and the projector never moved
+        # The projector may wait on a long transaction elsewhere in the cluster.
+        await eventually(lambda: project_batch(db, 10))
+        assert await reader.projector_stalled_s() is None  # caught up and idle: ready
+    finally:
+        await pool.close()
