@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the local stack and the tests need, when missing:
 # PostgreSQL 15 server binaries, a JDK and Maven (for the Kafka broker), kcat,
-# and wrk (the query benchmark). Needs root (or sudo) only when something is missing.
+# wrk (the query benchmark) and Prometheus (promtool, the alert tests). Needs root
+# (or sudo) only when something is missing.
 set -euo pipefail
 
 missing=()
@@ -10,6 +11,7 @@ command -v java >/dev/null || missing+=(default-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 command -v kcat >/dev/null || command -v kafkacat >/dev/null || missing+=(kcat)
 command -v wrk >/dev/null || missing+=(wrk)
+command -v promtool >/dev/null || missing+=(prometheus)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -22,7 +24,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The Debian package starts a cluster of its own; the stack runs its own instead.
-if [[ " ${missing[*]} " == *" postgresql "* ]] && command -v service >/dev/null; then
-  $sudo service postgresql stop >/dev/null 2>&1 || true
-fi
+# The Debian packages start servers of their own; the stack and the tests run their own.
+for started in postgresql prometheus; do
+  if [[ " ${missing[*]} " == *" $started "* ]] && command -v service >/dev/null; then
+    $sudo service "$started" stop >/dev/null 2>&1 || true
+  fi
+done
