@@ -1,0 +1,102 @@
+"""A real Prometheus scrapes the running API and raises the 90 % alert for an organization
+driven there through Kafka, ingest and the projector."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from deploy.stack.local import Endpoints
+from deploy.stack.processes import free_port, port_answers
+from services.emitter import Emitter
+from tests.support.events import module_execution
+from tests.support.processes import ApiProcess, IngestProcess, ProjectorProcess
+from tests.support.waiting import eventually
+
+RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules" / "metering.yml"
+SECRET = "prometheus-test-secret-long-enough-for-hs256"
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> tuple[str, Path]:
+    """Where a Prometheus server (Debian's) will listen, and its config file."""
+    assert shutil.which("prometheus"), "apt-get install prometheus (.ci/run installs it)"
+    return f"http://127.0.0.1:{free_port()}", tmp_path / "prometheus.yml"
+
+
+def start_prometheus(url: str, config: Path, api: str) -> subprocess.Popen[bytes]:
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"rule_files: ['{RULES}']\n"
+        "scrape_configs:\n"
+        f"  - job_name: query-api\n    static_configs: [{{targets: ['{api}']}}]\n"
+    )
+    port = int(url.rsplit(":", 1)[1])
+    process = subprocess.Popen(
+        [shutil.which("prometheus") or "prometheus", f"--config.file={config}",
+         f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.path={config.parent / 'tsdb'}"],
+        stdout=(config.parent / "prometheus.log").open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not port_answers(port):
+        assert time.monotonic() < deadline, (config.parent / "prometheus.log").read_text()
+        time.sleep(0.2)
+    return process
+
+
+async def test_an_organization_past_90_percent_raises_the_alert(
+    servers: Endpoints,
+    database_url: str,
+    new_topic: str,
+    tmp_path: Path,
+    prometheus: tuple[str, Path],
+) -> None:
+    ingest = IngestProcess(database_url, servers.kafka_bootstrap, new_topic, f"{new_topic}.dlq",
+                           f"ingest-{uuid.uuid4().hex[:8]}", tmp_path)  # fmt: skip
+    projector = ProjectorProcess(database_url, tmp_path)
+    api = ApiProcess(database_url, tmp_path, SECRET)
+    for process in (ingest, projector, api):
+        process.start()
+    url, config = prometheus
+    server = start_prometheus(url, config, api.base_url.removeprefix("http://"))
+    try:
+        now = datetime.now(UTC).replace(microsecond=0)
+        async with Emitter(servers.kafka_bootstrap, new_topic, "test") as emitter:
+            await emitter.emit("com.metering.subscription.period_started.v1", {
+                "organization_id": "org-hot", "plan": "core", "plan_credits": "100",
+                "period_start": now - timedelta(days=3), "period_end": now + timedelta(days=27),
+            }, event_id="sub", time=now - timedelta(days=3))  # fmt: skip
+            await emitter.send_many([
+                module_execution("org-hot", i, Decimal("9.5"), when=now - timedelta(hours=1))
+                for i in range(10)
+            ])  # 95 of 100  # fmt: skip
+
+        async def alerted() -> bool:
+            async with httpx.AsyncClient() as client:
+                alerts = (await client.get(f"{url}/api/v1/alerts")).json()["data"]["alerts"]
+            return any(
+                a["labels"]["alertname"] == "CreditsUsage90Percent"
+                and a["labels"].get("organization") == "org-hot"
+                and a["state"] in ("pending", "firing")
+                for a in alerts
+            )
+
+        await eventually(alerted, timeout_s=90)
+        async with httpx.AsyncClient() as client:
+            alerts = (await client.get(f"{url}/api/v1/alerts")).json()["data"]["alerts"]
+        names = {a["labels"]["alertname"] for a in alerts}
+        assert "CreditsExhausted" not in names
+        assert "CreditsUsage75Percent" not in names
+    finally:
+        server.terminate()
+        server.wait(30)
+        for process in (api, projector, ingest):
+            process.stop()
