@@ -2,7 +2,8 @@
 
 Usage gauges have bounded cardinality: only organizations whose current period
 is at least `usage_gauge_min_ratio` used get series, at most
-`usage_gauge_max_series` of them, the most used first.
+`usage_gauge_max_series` of them, the most used first, each with its five most
+used scenarios.
 """
 
 from __future__ import annotations
@@ -43,8 +44,26 @@ RATIO = Gauge(
     registry=REGISTRY,
 )  # fmt: skip
 
+SCENARIO_USED = Gauge(
+    "credits_scenario_used",
+    "Credits used this period by the most used scenarios of the organizations with usage gauges",
+    ["organization", "scenario"],
+    registry=REGISTRY,
+)
+SCENARIOS_PER_ORGANIZATION = 5
+
+SCENARIO_GAUGES = """
+SELECT o.organization_id, s.scenario_id, s.credits_used
+FROM unnest($1::text[], $2::timestamptz[]) AS o(organization_id, period_start)
+CROSS JOIN LATERAL (
+    SELECT scenario_id, credits_used FROM scenario_period_usage sp
+    WHERE sp.organization_id = o.organization_id AND sp.period_start = o.period_start
+    ORDER BY credits_used DESC, scenario_id DESC LIMIT $3
+) s
+"""
+
 USAGE_GAUGES = """
-SELECT organization_id, credits_used, plan_credits + extra_credits AS total
+SELECT organization_id, period_start, credits_used, plan_credits + extra_credits AS total
 FROM billing_periods
 WHERE period_start <= now() AND now() < period_end AND plan_credits + extra_credits > 0
   AND credits_used >= $1 * (plan_credits + extra_credits)
@@ -79,7 +98,13 @@ async def refresh_usage_gauges(reader: Reader, settings: ApiSettings) -> None:
     rows = await reader.pool.fetch(
         USAGE_GAUGES, settings.usage_gauge_min_ratio, settings.usage_gauge_max_series
     )
-    for gauge in (USED, TOTAL, RATIO):
+    scenarios = await reader.pool.fetch(
+        SCENARIO_GAUGES,
+        [row["organization_id"] for row in rows],
+        [row["period_start"] for row in rows],
+        SCENARIOS_PER_ORGANIZATION,
+    )
+    for gauge in (USED, TOTAL, RATIO, SCENARIO_USED):
         gauge.clear()
     for row in rows:
         org, used, total = row["organization_id"], row["credits_used"], row["total"]
@@ -87,6 +112,10 @@ async def refresh_usage_gauges(reader: Reader, settings: ApiSettings) -> None:
         USED.labels(org).set(float(used))
         TOTAL.labels(org).set(float(total))
         RATIO.labels(org).set(float(used / total))
+    for row in scenarios:
+        SCENARIO_USED.labels(row["organization_id"], row["scenario_id"]).set(
+            float(row["credits_used"])
+        )
 
 
 def metrics_text() -> str:
