@@ -12,10 +12,10 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from services.projector.projection import project_batch
 from services.query_api.auth import sign
 from tests.support.history import history
 from tests.support.processes import ApiProcess
+from tests.support.projecting import project_everything
 from tests.support.store import store
 
 SECRET = "schemathesis-secret-long-enough-for-hs256!"
@@ -34,8 +34,7 @@ def api_schema(database_url: str, tmp_path: Path) -> Iterator[Any]:
             await prepare_connection(conn)
             events, _ = history(seed=1, events=500)
             await store(conn, events)
-            while await project_batch(conn, 1000) is not None:
-                pass
+            await project_everything(conn, 1000)
         finally:
             await conn.close()
 

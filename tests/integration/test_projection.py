@@ -7,16 +7,9 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from services.projector.projection import project_batch
 from tests.support.history import history
+from tests.support.projecting import project_everything
 from tests.support.store import store
-
-
-async def project_all(db: asyncpg.Connection, batch: int) -> int:
-    total = 0
-    while (result := await project_batch(db, batch)) is not None:
-        total += result.events
-    return total
 
 
 async def totals(db: asyncpg.Connection, sql: str) -> dict[tuple[object, ...], Decimal]:
@@ -30,7 +23,7 @@ async def test_read_models_equal_totals_computed_from_the_events(
     events, expected = history(seed=batch, events=3000)
     await store(db, events)
 
-    assert await project_all(db, batch) == len(events)
+    assert await project_everything(db, batch) == len(events)
 
     assert await totals(
         db, "SELECT organization_id, period_start, credits_used FROM billing_periods"
@@ -69,7 +62,7 @@ async def test_totals_reconcile_module_to_run_to_scenario_to_organization(
 ) -> None:
     events, _ = history(seed=5, events=2000)
     await store(db, events)
-    await project_all(db, 250)
+    await project_everything(db, 250)
 
     mismatches = await db.fetch("""
         SELECT 'run' AS level, r.run_id AS key FROM runs r
@@ -119,7 +112,7 @@ async def test_days_follow_the_organization_time_zone_and_periods_its_subscripti
         "org-ny", 2, Decimal("3"), when=datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
     )
     await store(db, [subscription, late_evening, before_subscription])
-    await project_all(db, 100)
+    await project_everything(db, 100)
 
     days = await db.fetch("SELECT day::text, credits_used FROM organization_daily_usage ORDER BY 1")
     assert [tuple(r) for r in days] == [("2026-11-10", Decimal("3")), ("2026-11-23", Decimal("2"))]

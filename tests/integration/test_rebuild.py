@@ -9,9 +9,10 @@ import asyncpg
 
 from schemas import TypedEvent
 from services.emitter import build_event
-from services.projector.projection import READ_MODELS, project_batch
+from services.projector.projection import READ_MODELS
 from services.projector.rebuild import rebuild
 from tests.support.history import history
+from tests.support.projecting import project_everything
 from tests.support.store import store
 
 
@@ -70,8 +71,7 @@ async def test_a_rebuild_equals_the_live_models_row_for_row(
     rng.shuffle(events)
     for start in range(0, len(events), 10_000):
         await store(db, events[start : start + 10_000], first_offset=start)
-        while await project_batch(db, rng.choice([997, 4999])) is not None:
-            pass
+        await project_everything(db, rng.choice([997, 4999]))
     assert await db.fetchval("SELECT count(*) FROM module_executions") > 90_000
 
     report = await rebuild(database_url, swap=False)
@@ -85,14 +85,12 @@ async def test_a_swapped_rebuild_serves_and_the_live_projector_carries_on(
 ) -> None:
     events, expected = history(seed=4, events=3_000)
     await store(db, events[:2000])
-    while await project_batch(db, 500) is not None:
-        pass
+    await project_everything(db, 500)
     await db.execute("UPDATE runs SET credits_used = credits_used + 1000")  # a damaged model
 
     report = await rebuild(database_url, swap=True)
     await store(db, events[2000:], first_offset=2000)
-    while await project_batch(db, 500) is not None:
-        pass
+    await project_everything(db, 500)
 
     assert report.swapped
     runs = await db.fetch("SELECT organization_id, run_id, credits_used FROM runs")

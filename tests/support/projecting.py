@@ -1,0 +1,33 @@
+"""Projecting everything in the store, as the tests need it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from services.infra.database import Connection
+from services.projector.projection import project_batch
+
+
+async def project_everything(db: Connection, batch: int, timeout_s: float = 120) -> int:
+    """Apply batches until the checkpoint reaches the store's head; returns the events applied.
+
+    "Nothing to do" is not the end: the high-water mark waits for every transaction
+    running in the cluster, including other databases' (a benchmark, say).
+    """
+    applied = 0
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = await project_batch(db, batch)
+        if result is not None:
+            applied += result.events
+            continue
+        caught_up = await db.fetchval(
+            "SELECT coalesce((SELECT position FROM projection_checkpoints"
+            " WHERE projection = 'usage'), 0) >= coalesce((SELECT max(position) FROM events), 0)"
+        )
+        if caught_up:
+            return applied
+        if time.monotonic() > deadline:
+            raise TimeoutError("the projection did not reach the head of the store")
+        await asyncio.sleep(0.05)
