@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,12 +16,11 @@ import pytest
 from deploy.stack.local import Endpoints
 from deploy.stack.processes import free_port, port_answers
 from services.emitter import Emitter
+from tests.e2e.conftest import Pipeline
 from tests.support.events import module_execution
-from tests.support.processes import ApiProcess, IngestProcess, ProjectorProcess
 from tests.support.waiting import eventually
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules" / "metering.yml"
-SECRET = "prometheus-test-secret-long-enough-for-hs256"
 
 
 @pytest.fixture
@@ -53,23 +51,13 @@ def start_prometheus(url: str, config: Path, api: str) -> subprocess.Popen[bytes
 
 
 async def test_an_organization_past_90_percent_raises_the_alert(
-    servers: Endpoints,
-    database_url: str,
-    new_topic: str,
-    tmp_path: Path,
-    prometheus: tuple[str, Path],
+    servers: Endpoints, pipeline: Pipeline, prometheus: tuple[str, Path]
 ) -> None:
-    ingest = IngestProcess(database_url, servers.kafka_bootstrap, new_topic, f"{new_topic}.dlq",
-                           f"ingest-{uuid.uuid4().hex[:8]}", tmp_path)  # fmt: skip
-    projector = ProjectorProcess(database_url, tmp_path)
-    api = ApiProcess(database_url, tmp_path, SECRET)
-    for process in (ingest, projector, api):
-        process.start()
     url, config = prometheus
-    server = start_prometheus(url, config, api.base_url.removeprefix("http://"))
+    server = start_prometheus(url, config, pipeline.api.base_url.removeprefix("http://"))
     try:
         now = datetime.now(UTC).replace(microsecond=0)
-        async with Emitter(servers.kafka_bootstrap, new_topic, "test") as emitter:
+        async with Emitter(servers.kafka_bootstrap, pipeline.topic, "test") as emitter:
             await emitter.emit("com.metering.subscription.period_started.v1", {
                 "organization_id": "org-hot", "plan": "core", "plan_credits": "100",
                 "period_start": now - timedelta(days=3), "period_end": now + timedelta(days=27),
@@ -98,5 +86,3 @@ async def test_an_organization_past_90_percent_raises_the_alert(
     finally:
         server.terminate()
         server.wait(30)
-        for process in (api, projector, ingest):
-            process.stop()

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import random
-import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,10 +15,9 @@ from deploy.stack.local import Endpoints
 from schemas import TypedEvent
 from services.emitter import Emitter, build_event
 from services.query_api.auth import sign
-from tests.support.processes import ApiProcess, IngestProcess, ProjectorProcess
+from tests.e2e.conftest import JWT_SECRET, Pipeline
 from tests.support.waiting import eventually
 
-SECRET = "test-secret-that-is-long-enough-for-hs256"
 ORG, OTHER = "org-a", "org-b"
 
 
@@ -100,34 +96,22 @@ def module_of_other_org(now: datetime) -> TypedEvent:
 
 
 @pytest.fixture
-async def world(
-    servers: Endpoints, database_url: str, new_topic: str, tmp_path: Path
-) -> AsyncIterator[World]:
+async def world(servers: Endpoints, pipeline: Pipeline) -> World:
     now = datetime.now(UTC).replace(microsecond=0)
     w = World(api="", now=now, period_start=now - timedelta(days=10),
               period_end=now + timedelta(days=20), plan=Decimal(1000),
               extra=Decimal(200))  # fmt: skip
-    ingest = IngestProcess(database_url, servers.kafka_bootstrap, new_topic, f"{new_topic}.dlq",
-                           f"ingest-{uuid.uuid4().hex[:8]}", tmp_path)  # fmt: skip
-    projector = ProjectorProcess(database_url, tmp_path)
-    api = ApiProcess(database_url, tmp_path, SECRET)
-    for process in (ingest, projector, api):
-        process.start()
-    w.api = api.base_url
-    try:
-        events = history(w, random.Random(5))
-        async with Emitter(servers.kafka_bootstrap, new_topic, "test") as emitter:
-            await emitter.send_many(events)
-        metric = 'projector_events_total{projection="usage"}'
-        await eventually(lambda: projector.metrics().get(metric, 0) >= len(events))
-        yield w
-    finally:
-        for process in (api, projector, ingest):
-            process.stop()
+    w.api = pipeline.api.base_url
+    events = history(w, random.Random(5))
+    async with Emitter(servers.kafka_bootstrap, pipeline.topic, "test") as emitter:
+        await emitter.send_many(events)
+    metric = 'projector_events_total{projection="usage"}'
+    await eventually(lambda: pipeline.projector.metrics().get(metric, 0) >= len(events))
+    return w
 
 
 def client(world: World, organization: str | None = ORG) -> httpx.AsyncClient:
-    headers = {"Authorization": f"Bearer {sign(organization, SECRET)}"} if organization else {}
+    headers = {"Authorization": f"Bearer {sign(organization, JWT_SECRET)}"} if organization else {}
     return httpx.AsyncClient(base_url=world.api, headers=headers, timeout=10)
 
 
