@@ -133,9 +133,8 @@ def _wait_for_interrupt() -> None:
         nonlocal stop
         stop = True
 
+    # Both set explicitly: a shell starts background jobs with SIGINT ignored.
     signal.signal(signal.SIGTERM, interrupted)
-    try:
-        while not stop:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+    signal.signal(signal.SIGINT, interrupted)
+    while not stop:
+        time.sleep(0.5)
