@@ -1,10 +1,11 @@
 """The ingest service: a FastStream batch subscriber in a consumer group.
 
-FastStream's `AckPolicy.ACK` commits the consumer's position once the handler
-returns, and the handler returns only when the batch is durable, so offsets
-never run ahead of PostgreSQL. If the handler is interrupted (shutdown while a
-server is away), `NACK_ON_ERROR` semantics do not commit and the batch is
+With `AckPolicy.NACK_ON_ERROR`, FastStream commits the consumer's position once
+the handler returns, and the handler returns only when the batch is durable, so
+offsets never run ahead of PostgreSQL. If the handler fails or is interrupted
+(shutdown while a server is away), the batch is not committed but rewound and
 redelivered; the event store's unique key makes the replay change nothing.
+(`AckPolicy.ACK` would commit even after an exception: a lost batch.)
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ class IngestService:
             # Bounds what the consumer prefetches while a batch is being written.
             fetch_max_bytes=settings.fetch_max_bytes,
             max_partition_fetch_bytes=min(settings.fetch_max_bytes, 1024 * 1024),
-            ack_policy=AckPolicy.ACK,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
             decoder=_raw_body,
         )
         self.subscriber(self.on_batch)
@@ -126,7 +127,14 @@ class IngestService:
 
     async def on_batch(self, message: KafkaMessage) -> None:
         assert self.ingestor is not None, "the service has not started"
-        await self.ingestor.ingest([to_raw(r) for r in message.raw_message])
+        try:
+            await self.ingestor.ingest([to_raw(r) for r in message.raw_message])
+        except Exception:
+            # Not a server going away (those are retried inside): a bug or a record the
+            # store refuses. The batch is rewound, not lost; pause so it does not spin.
+            log.exception("a batch failed; it will be redelivered")
+            await asyncio.sleep(self.settings.retry_max_s)
+            raise
 
     async def start(self) -> None:
         topics = [self.connection.events_topic, self.connection.dlq_topic]

@@ -231,3 +231,23 @@ async def test_sigterm_ends_ingest_cleanly_and_a_restart_resumes(
 
 async def _stored_at_least(db: asyncpg.Connection, expected: int) -> bool:
     return await count(db, "events") >= expected
+
+
+async def test_a_batch_the_store_refuses_is_redelivered_not_lost(
+    servers: Endpoints, new_topic: str, ingest: IngestProcess, db: asyncpg.Connection
+) -> None:
+    await db.execute("ALTER TABLE events ADD CONSTRAINT refuse_for_now CHECK (id <> 'evt-3')")
+    events = [module_execution("org-1", i, Decimal(i)) for i in range(1, 6)]
+    ingest.start()
+    async with Emitter(servers.kafka_bootstrap, new_topic, "runner-test") as emitter:
+        await emitter.send_many(events)
+    await asyncio.sleep(3)
+    stored = {r["id"] for r in await db.fetch("SELECT id FROM events")}
+    assert "evt-3" not in stored  # its batch was refused: not committed, redelivered meanwhile
+
+    await db.execute("ALTER TABLE events DROP CONSTRAINT refuse_for_now")
+
+    await eventually(lambda: _stored_at_least(db, 5), timeout_s=60)
+    assert sorted(r["id"] for r in await db.fetch("SELECT id FROM events")) == [
+        f"evt-{i}" for i in range(1, 6)
+    ]
