@@ -110,10 +110,10 @@ class Projector:
                 for since_time, since_stored in result.ages_s:
                     freshness.observe(since_time)
                     store_to_visible.observe(since_stored)
-                await self._observe_lag(work, result.tracking.position)
+                await self._observe_lag(work)
                 self.purchases.poke.set()
                 continue
-            await self._observe_lag(work, None)
+            await self._observe_lag(work)
             waiter = asyncio.create_task(self._wake.wait())
             stopper = asyncio.create_task(stop.wait())
             await asyncio.wait(
@@ -124,11 +124,14 @@ class Projector:
             waiter.cancel()
             stopper.cancel()
 
-    async def _observe_lag(self, work: asyncpg.Connection, position: int | None) -> None:
+    async def _observe_lag(self, work: asyncpg.Connection) -> None:
+        # The oldest unprojected event is the first after the checkpoint in index order:
+        # one index probe, not a scan of the backlog.
         row = await work.fetchrow(
             "SELECT (SELECT max(position) FROM events) - c.position AS behind,"
-            " extract(epoch FROM now() - (SELECT min(recorded_at) FROM events e"
-            "   WHERE e.transaction_id > c.transaction_id))::float8 AS age"
+            " extract(epoch FROM now() - (SELECT e.recorded_at FROM events e"
+            "   WHERE (e.transaction_id, e.position) > (c.transaction_id, c.position)"
+            "   ORDER BY e.transaction_id, e.position LIMIT 1))::float8 AS age"
             " FROM projection_checkpoints c WHERE c.projection = $1",
             self.projection,
         )
