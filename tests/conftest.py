@@ -22,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from deploy.stack.local import DATABASE_URL_ENV, KAFKA_BOOTSTRAP_ENV, Endpoints, LocalStack
 from services.infra.migrations.runner import migrate
+from services.ingest.recorder import prepare_connection as prepare_recorder
 from services.projector.projection import prepare_connection
 
 TEMPLATE_DATABASE = "metering_test_template"
@@ -108,9 +109,10 @@ def empty_database_url(servers: Endpoints) -> Iterator[str]:
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection to this test's database, ready to run projection batches."""
+    """A connection to this test's database, ready to append batches and project them."""
     connection = await asyncpg.connect(database_url)
     await prepare_connection(connection)
+    await prepare_recorder(connection)
     yield connection
     await connection.close()
 

@@ -7,9 +7,8 @@ import os
 import subprocess
 import sys
 
-from aiokafka import AIOKafkaConsumer
-
 from deploy.stack.local import Endpoints
+from tests.support.kafka import first_record
 
 PURCHASE = {
     "organization_id": "org-9",
@@ -36,14 +35,7 @@ async def test_emit_sends_a_structured_cloudevent_keyed_by_organization(
     )
     assert sent.returncode == 0, sent.stderr
 
-    consumer = AIOKafkaConsumer(
-        new_topic, bootstrap_servers=servers.kafka_bootstrap, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        record = await consumer.getone()
-    finally:
-        await consumer.stop()
+    record = await first_record(servers.kafka_bootstrap, new_topic)
     assert record.key == b"org-9"
     assert dict(record.headers)["content-type"] == b"application/cloudevents+json"
     envelope = json.loads(record.value)

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
-import pytest
 
-from services.ingest.recorder import append, prepare_connection
+from services.ingest.recorder import append
 from services.ingest.records import NewEvent, RawRecord, ReasonCode, RecordOrigin, Rejection
-
-
-@pytest.fixture
-async def connection(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database_url)
-    await prepare_connection(conn)
-    yield conn
-    await conn.close()
 
 
 def event(event_id: str, offset: int, payload: str = '{"credits": "1.5"}') -> NewEvent:
@@ -39,55 +29,55 @@ async def stored_ids(conn: asyncpg.Connection) -> list[str]:
     return [row["id"] for row in await conn.fetch("SELECT id FROM events ORDER BY position")]
 
 
-async def test_a_batch_is_stored_in_order(connection: asyncpg.Connection) -> None:
-    result = await append(connection, [event("a", 0), event("b", 1), event("c", 2)], [])
+async def test_a_batch_is_stored_in_order(db: asyncpg.Connection) -> None:
+    result = await append(db, [event("a", 0), event("b", 1), event("c", 2)], [])
 
     assert [e.id for e in result.accepted] == ["a", "b", "c"]
-    assert await stored_ids(connection) == ["a", "b", "c"]
+    assert await stored_ids(db) == ["a", "b", "c"]
 
 
-async def test_a_duplicate_sent_again_counts_once(connection: asyncpg.Connection) -> None:
-    await append(connection, [event("a", 0)], [])
+async def test_a_duplicate_sent_again_counts_once(db: asyncpg.Connection) -> None:
+    await append(db, [event("a", 0)], [])
 
-    result = await append(connection, [event("a", 7), event("a", 8), event("b", 9)], [])
+    result = await append(db, [event("a", 7), event("a", 8), event("b", 9)], [])
 
     assert [e.id for e in result.accepted] == ["b"]
     assert len(result.duplicates) == 2
     assert result.conflicts == []
-    assert await stored_ids(connection) == ["a", "b"]
+    assert await stored_ids(db) == ["a", "b"]
 
 
 async def test_a_redelivered_record_is_neither_new_nor_a_duplicate(
-    connection: asyncpg.Connection,
+    db: asyncpg.Connection,
 ) -> None:
-    await append(connection, [event("a", 0), event("b", 1)], [])
+    await append(db, [event("a", 0), event("b", 1)], [])
 
-    result = await append(connection, [event("a", 0), event("b", 1)], [])
+    result = await append(db, [event("a", 0), event("b", 1)], [])
 
     assert result.accepted == []
     assert result.duplicates == []
     assert [e.id for e in result.redelivered] == ["a", "b"]
-    assert await stored_ids(connection) == ["a", "b"]
+    assert await stored_ids(db) == ["a", "b"]
 
 
 async def test_same_id_with_another_payload_keeps_the_first_and_records_the_second(
-    connection: asyncpg.Connection,
+    db: asyncpg.Connection,
 ) -> None:
-    await append(connection, [event("a", 0)], [])
+    await append(db, [event("a", 0)], [])
 
     result = await append(
-        connection, [event("a", 5, '{"credits": "2"}'), event("b", 6, '{"x": 1}'),
+        db, [event("a", 5, '{"credits": "2"}'), event("b", 6, '{"x": 1}'),
                      event("b", 7, '{"x": 2}')], []
     )  # fmt: skip
 
     assert [e.id for e in result.accepted] == ["b"]
     assert sorted((c.id, c.record.origin.offset) for c in result.conflicts) == [("a", 5), ("b", 7)]
-    stored = await connection.fetch("SELECT id, data::text AS data FROM events ORDER BY id")
+    stored = await db.fetch("SELECT id, data::text AS data FROM events ORDER BY id")
     assert [(r["id"], r["data"]) for r in stored] == [
         ("a", '{"credits": "1.5"}'),
         ("b", '{"x": 1}'),
     ]
-    rejected = await connection.fetch(
+    rejected = await db.fetch(
         "SELECT id, reason_code, kafka_offset, raw FROM rejected_events ORDER BY kafka_offset"
     )
     assert [(r["id"], r["reason_code"], r["kafka_offset"]) for r in rejected] == [
@@ -97,15 +87,15 @@ async def test_same_id_with_another_payload_keeps_the_first_and_records_the_seco
 
 
 async def test_rejections_are_recorded_once_even_when_redelivered(
-    connection: asyncpg.Connection,
+    db: asyncpg.Connection,
 ) -> None:
     bad = RawRecord(RecordOrigin("events", 1, 42), None, b"not json", (("x-trace", b"t1"),))
     rejection = Rejection(ReasonCode.NOT_JSON, "not JSON: Expecting value", bad)
 
-    await append(connection, [], [rejection])
-    await append(connection, [], [rejection])
+    await append(db, [], [rejection])
+    await append(db, [], [rejection])
 
-    rows = await connection.fetch("SELECT reason_code, raw, kafka_headers FROM rejected_events")
+    rows = await db.fetch("SELECT reason_code, raw, kafka_headers FROM rejected_events")
     assert len(rows) == 1
     assert rows[0]["reason_code"] == "not_json"
     assert rows[0]["raw"] == b"not json"

@@ -10,6 +10,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from deploy.stack.local import Endpoints
+from tests.support.kafka import first_record
 
 
 def kcat_produce(bootstrap: str, topic: str, records: list[tuple[str, str]]) -> None:
@@ -81,14 +82,7 @@ async def test_backdated_records_get_the_broker_append_time(
     finally:
         await producer.stop()
 
-    consumer = AIOKafkaConsumer(
-        new_topic, bootstrap_servers=servers.kafka_bootstrap, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        record = await consumer.getone()
-    finally:
-        await consumer.stop()
+    record = await first_record(servers.kafka_bootstrap, new_topic)
     log_append_time = 1
     assert record.timestamp_type == log_append_time
     assert abs(record.timestamp - time.time() * 1000) < 120_000
