@@ -22,7 +22,7 @@ from rich.console import Console
 
 from bench.ingest import HEADERS, fresh_database, record_value
 from deploy.stack.local import LocalStack
-from services.ingest.app import ensure_topics
+from services.infra.topics import ensure_topics
 from tests.support.processes import IngestProcess, ProjectorProcess
 
 RATE = int(os.environ.get("BENCH_FRESHNESS_RATE", "10000"))
@@ -86,9 +86,14 @@ def main() -> dict[str, float]:
     asyncio.run(ensure_topics(endpoints.kafka_bootstrap, [topic]))
     logs = Path(tempfile.mkdtemp())
     ingest = IngestProcess(
-        database, endpoints.kafka_bootstrap, topic, f"{topic}.dlq",
-        f"bench-{uuid.uuid4().hex[:8]}", logs, max_batch=INGEST_BATCH,
-    )  # fmt: skip
+        database,
+        endpoints.kafka_bootstrap,
+        topic,
+        f"{topic}.dlq",
+        f"bench-{uuid.uuid4().hex[:8]}",
+        logs,
+        max_batch=INGEST_BATCH,
+    )
     projector = ProjectorProcess(database, logs, batch_size=5000)
     ingest.start()
     projector.start()

@@ -26,7 +26,7 @@ from rich.console import Console
 from deploy.stack.local import LocalStack
 from deploy.stack.processes import free_port, port_answers
 from services.infra.migrations.runner import migrate
-from services.ingest.app import ensure_topics
+from services.infra.topics import ensure_topics
 from services.ingest.decoding import Limits, decode
 from services.ingest.recorder import append, prepare_connection
 from services.ingest.records import NewEvent, RawRecord, RecordOrigin
@@ -118,9 +118,11 @@ def run_service(database: str, bootstrap: str, topic: str) -> dict[str, float]:
     log = Path(tempfile.mkdtemp()) / "ingest.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "ingest", "run"], env=env, stdout=out,
+            [sys.executable, "-m", "services.cli", "ingest", "run"],
+            env=env,
+            stdout=out,
             stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        )
     try:
         while not port_answers(port):
             time.sleep(0.05)

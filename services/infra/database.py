@@ -1,4 +1,4 @@
-"""PostgreSQL access shared by the services: connection types and pools."""
+"""PostgreSQL access shared by the services: connection types, pools, transient errors."""
 
 from __future__ import annotations
 
@@ -10,6 +10,16 @@ from asyncpg.pool import PoolConnectionProxy
 
 Connection = asyncpg.Connection | PoolConnectionProxy
 """A connection of its own or one borrowed from a pool."""
+
+POSTGRES_TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
+"""Errors that pass when the server comes back: retried, never a reason to give up."""
 
 
 async def create_pool(

@@ -16,20 +16,12 @@ from typing import Protocol
 
 import asyncpg
 
+from services.infra.database import POSTGRES_TRANSIENT
 from services.infra.retry import retry_forever
 from services.ingest import metrics
 from services.ingest.decoding import Limits, decode
 from services.ingest.recorder import AppendResult, append
 from services.ingest.records import NewEvent, RawRecord, Rejection
-
-POSTGRES_TRANSIENT: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-)
 
 
 class DeadLetters(Protocol):

@@ -13,11 +13,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from services import event_store
 from services.infra.database import Connection
 from services.ingest.records import NewEvent, ReasonCode, Rejection
-
-EVENTS_CHANNEL = "metering_events"
-"""LISTEN/NOTIFY channel told about every commit that adds events."""
 
 _INCOMING_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS incoming_events (
@@ -33,9 +31,18 @@ CREATE TEMP TABLE IF NOT EXISTS incoming_rejections (
 """
 
 _INCOMING_COLUMNS = (
-    "ord", "source", "id", "type", "organization_id", "time", "data", "payload_sha256",
-    "kafka_topic", "kafka_partition", "kafka_offset",
-)  # fmt: skip
+    "ord",
+    "source",
+    "id",
+    "type",
+    "organization_id",
+    "time",
+    "data",
+    "payload_sha256",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+)
 
 _INSERT_EVENTS = """
 INSERT INTO events (source, id, type, organization_id, time, data, payload_sha256,
@@ -59,13 +66,27 @@ WHERE NOT (i.ord = ANY($1::integer[]))
 """
 
 _REJECTION_COLUMNS = (
-    "reason_code", "reason", "source", "id", "type", "organization_id", "kafka_topic",
-    "kafka_partition", "kafka_offset", "kafka_key", "kafka_headers", "raw",
-)  # fmt: skip
+    "reason_code",
+    "reason",
+    "source",
+    "id",
+    "type",
+    "organization_id",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+    "kafka_key",
+    "kafka_headers",
+    "raw",
+)
 
-_INSERT_REJECTIONS = f"""
-INSERT INTO rejected_events ({", ".join(_REJECTION_COLUMNS)})
-SELECT {", ".join(_REJECTION_COLUMNS)} FROM incoming_rejections
+_INSERT_REJECTIONS = """
+INSERT INTO rejected_events (reason_code, reason, source, id, type, organization_id,
+                             kafka_topic, kafka_partition, kafka_offset, kafka_key,
+                             kafka_headers, raw)
+SELECT reason_code, reason, source, id, type, organization_id,
+       kafka_topic, kafka_partition, kafka_offset, kafka_key, kafka_headers, raw
+FROM incoming_rejections
 ON CONFLICT ON CONSTRAINT rejected_events_record DO NOTHING
 """
 
@@ -147,7 +168,7 @@ async def append(
             result.accepted = [events[i] for i in inserted_ords]
             if result.accepted:
                 # Delivered at commit: wakes the projector without polling.
-                await connection.execute("SELECT pg_notify($1, '')", EVENTS_CHANNEL)
+                await event_store.announce_appended(connection)
             if len(inserted_ords) < len(ords):
                 for row in await connection.fetch(_CLASSIFY_NOT_INSERTED, inserted_ords):
                     event = events[row["ord"]]

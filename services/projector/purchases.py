@@ -15,14 +15,21 @@ from aiokafka.errors import KafkaError
 
 from schemas.catalog import EXTRA_CREDITS_PURCHASED
 from services.emitter import Emitter, build_event
-from services.infra.events import wait_event
+from services.infra.database import POSTGRES_TRANSIENT
 from services.infra.retry import retry_forever
-from services.ingest.ingestor import POSTGRES_TRANSIENT
+from services.infra.waiting import wait_event
 
 log = logging.getLogger(__name__)
 
 SOURCE = "metering-projector"
 PURCHASED_V1 = EXTRA_CREDITS_PURCHASED + ".v1"
+
+PENDING = """
+SELECT event_id, organization_id, credits, purchased_at
+FROM auto_purchase_outbox WHERE sent_at IS NULL ORDER BY purchased_at LIMIT 500
+"""
+
+MARK_SENT = "UPDATE auto_purchase_outbox SET sent_at = now() WHERE event_id = ANY($1::text[])"
 
 
 class PurchaseSender:
@@ -47,10 +54,7 @@ class PurchaseSender:
     async def send_pending(self) -> int:
         connection = await asyncpg.connect(self.database_url)
         try:
-            rows = await connection.fetch(
-                "SELECT event_id, organization_id, credits, purchased_at"
-                " FROM auto_purchase_outbox WHERE sent_at IS NULL ORDER BY purchased_at LIMIT 500"
-            )
+            rows = await connection.fetch(PENDING)
             if not rows:
                 return 0
             events = [
@@ -70,10 +74,7 @@ class PurchaseSender:
             ]
             async with Emitter(self.kafka_bootstrap, self.topic, SOURCE) as emitter:
                 await emitter.send_many(events)
-            await connection.execute(
-                "UPDATE auto_purchase_outbox SET sent_at = now() WHERE event_id = ANY($1::text[])",
-                [row["event_id"] for row in rows],
-            )
+            await connection.execute(MARK_SENT, [row["event_id"] for row in rows])
             log.info("sent %d auto-purchase(s)", len(rows))
             return len(rows)
         finally:

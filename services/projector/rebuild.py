@@ -4,24 +4,34 @@ The new tables are built in a schema of their own while the live projector and
 the API go on using the old ones. The swap is one short transaction: it waits
 for the live projector's current batch (the batch lock), applies what arrived
 meanwhile, and moves the old tables out and the new ones in. Readers wait for
-that transaction at most; they never see a half-built model.
+that transaction at most; they never see a half-built model. The statements
+are in `sql/rebuild.sql`.
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
 
+from services import event_store
 from services.projector.projection import (
     BATCH_LOCK,
     PROJECTION,
-    READ_MODELS,
     prepare_connection,
     project_batch,
+    queries,
 )
+
+REBUILD_SCHEMA = "projection_rebuild"
+REBUILD_LOCK = zlib.crc32(b"metering.projection.rebuild")
+
+
+class RebuildRunning(Exception):
+    """Another rebuild of the same database holds the rebuild lock."""
 
 
 @dataclass(frozen=True)
@@ -42,51 +52,43 @@ async def rebuild(
     """Project every event into fresh tables; with `swap`, make them the live ones.
 
     `progress(done, total)` is called after each batch. Without `swap`, the new
-    tables stay in the returned schema (for comparing them with the live ones).
+    tables stay in the returned schema (for comparing them with the live ones)
+    until the next rebuild.
     """
     started = time.perf_counter()
-    schema = f"rebuild_{time.time_ns()}"
+    sql = queries("rebuild.sql")
     connection = await asyncpg.connect(database_url)
     try:
-        await connection.execute(f'CREATE SCHEMA "{schema}"')
-        for table in (*READ_MODELS, "projection_checkpoints"):
-            await connection.execute(
-                f'CREATE TABLE "{schema}".{table} (LIKE public.{table} INCLUDING ALL)'
-            )
-        await connection.execute(f'SET search_path = "{schema}", public')
+        if not await connection.fetchval(sql["rebuild_lock"], REBUILD_LOCK):
+            raise RebuildRunning("another rebuild of this database is running")
+        await connection.execute(sql["drop_leftovers"])
+        await connection.execute(sql["create_tables_beside"])
+        await connection.execute(sql["build_beside"])
         await prepare_connection(connection)
-        total = int(await connection.fetchval("SELECT count(*) FROM public.events"))
+        total = int(await connection.fetchval(sql["count_events"]))
         done = 0
         while (batch := await project_batch(connection, batch_size)) is not None:
             done += batch.events
             if progress is not None:
                 progress(done, max(total, done))
         if swap:
-            done += await _swap(connection, schema)
+            done += await _swap(connection)
     finally:
         await connection.close()
-    return RebuildReport(done, time.perf_counter() - started, schema, swap)
+    return RebuildReport(done, time.perf_counter() - started, REBUILD_SCHEMA, swap)
 
 
-async def _swap(connection: asyncpg.Connection, schema: str) -> int:
-    retired = schema.replace("rebuild_", "retired_")
+async def _swap(connection: asyncpg.Connection) -> int:
+    sql = queries("rebuild.sql")
     caught_up = 0
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", BATCH_LOCK)
         while (batch := await project_batch(connection, 50_000)) is not None:
             caught_up += batch.events
-        await connection.execute(f'CREATE SCHEMA "{retired}"')
-        for table in READ_MODELS:
-            await connection.execute(f'ALTER TABLE public.{table} SET SCHEMA "{retired}"')
-            await connection.execute(f'ALTER TABLE "{schema}".{table} SET SCHEMA public')
-        await connection.execute(
-            "INSERT INTO public.projection_checkpoints AS c (projection, transaction_id, position)"
-            f' SELECT projection, transaction_id, position FROM "{schema}".projection_checkpoints'
-            " WHERE projection = $1"
-            " ON CONFLICT (projection) DO UPDATE SET transaction_id = excluded.transaction_id,"
-            " position = excluded.position, updated_at = now()",
-            PROJECTION,
-        )
-        await connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    await connection.execute(f'DROP SCHEMA "{retired}" CASCADE')
+        rebuilt = await event_store.read_tracking(connection, PROJECTION)
+        await connection.execute(sql["swap_tables"])
+        await connection.execute(sql["back_to_public"])
+        await event_store.save_tracking(connection, PROJECTION, rebuilt)
+        await connection.execute(sql["drop_rebuilt"])
+    await connection.execute(sql["drop_retired"])
     return caught_up

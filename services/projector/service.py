@@ -14,13 +14,11 @@ import time
 import zlib
 
 import asyncpg
-from prometheus_client import start_http_server
 
-from services.infra.events import wait_event
-from services.infra.retry import retry_forever
+from services import event_store
+from services.infra.database import POSTGRES_TRANSIENT
 from services.infra.settings import ConnectionSettings
-from services.ingest.ingestor import POSTGRES_TRANSIENT
-from services.ingest.recorder import EVENTS_CHANNEL
+from services.infra.waiting import wait_event
 from services.projector import metrics
 from services.projector.projection import PROJECTION, prepare_connection, project_batch
 from services.projector.purchases import PurchaseSender
@@ -82,7 +80,7 @@ class Projector:
             work = await asyncpg.connect(self.database_url)
             try:
                 await prepare_connection(work)
-                await work.add_listener(EVENTS_CHANNEL, lambda *_: self._wake.set())
+                await event_store.listen(work, self._wake.set)
                 await self._tail(work, stop)
             finally:
                 await work.close()
@@ -125,33 +123,7 @@ class Projector:
             stopper.cancel()
 
     async def _observe_lag(self, work: asyncpg.Connection) -> None:
-        # The oldest unprojected event is the first after the checkpoint in index order:
-        # one index probe, not a scan of the backlog.
-        row = await work.fetchrow(
-            "SELECT (SELECT max(position) FROM events) - c.position AS behind,"
-            " extract(epoch FROM now() - (SELECT e.recorded_at FROM events e"
-            "   WHERE (e.transaction_id, e.position) > (c.transaction_id, c.position)"
-            "   ORDER BY e.transaction_id, e.position LIMIT 1))::float8 AS age"
-            " FROM projection_checkpoints c WHERE c.projection = $1",
-            self.projection,
-        )
-        if row is not None:
-            metrics.LAG_POSITIONS.labels(self.projection).set(max(row["behind"] or 0, 0))
-            metrics.LAG_SECONDS.labels(self.projection).set(row["age"] or 0)
-
-
-async def run_projector(connection: ConnectionSettings, settings: ProjectorSettings) -> None:
-    """Run until SIGTERM or SIGINT; the current batch either commits or rolls back."""
-    import signal
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port)
-    await retry_forever(
-        lambda: Projector(connection, settings).run(stop),
-        transient=POSTGRES_TRANSIENT,
-        what="running the projector",
-    )
+        lag = await event_store.lag(work, self.projection)
+        if lag is not None:
+            metrics.LAG_POSITIONS.labels(self.projection).set(lag.positions)
+            metrics.LAG_SECONDS.labels(self.projection).set(lag.oldest_waiting_s)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
+from services import event_store
 from services.infra.database import Connection
-from services.projector.projection import project_batch
+from services.projector.projection import PROJECTION, project_batch
 
 
 async def project_everything(db: Connection, batch: int, timeout_s: float = 120) -> int:
@@ -22,11 +23,7 @@ async def project_everything(db: Connection, batch: int, timeout_s: float = 120)
         if result is not None:
             applied += result.events
             continue
-        caught_up = await db.fetchval(
-            "SELECT coalesce((SELECT position FROM projection_checkpoints"
-            " WHERE projection = 'usage'), 0) >= coalesce((SELECT max(position) FROM events), 0)"
-        )
-        if caught_up:
+        if await event_store.caught_up(db, PROJECTION):
             return applied
         if time.monotonic() > deadline:
             raise TimeoutError("the projection did not reach the head of the store")

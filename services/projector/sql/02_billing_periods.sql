@@ -1,3 +1,4 @@
+-- billing_periods_from_subscriptions --
 -- billing_periods: defined by subscription events (the latest for a start wins).
 INSERT INTO billing_periods AS p (organization_id, period_start, period_end, plan, plan_credits)
 SELECT DISTINCT ON (organization_id, (data->>'period_start')::timestamptz)

@@ -1,3 +1,4 @@
+-- run_modules --
 -- run_modules: credits per module within a run (module executions only).
 INSERT INTO run_modules AS m (organization_id, run_id, module_id, app, action, credits_used,
                               operations, executions, errors)
@@ -12,6 +13,7 @@ SET credits_used = m.credits_used + excluded.credits_used,
     executions = m.executions + excluded.executions,
     errors = m.errors + excluded.errors;
 
+-- module_executions --
 -- module_executions: the run's log, one row per module execution.
 INSERT INTO module_executions (organization_id, run_id, started_at, event_position, module_id,
                                app, action, status, operations, credits, finished_at,
@@ -21,6 +23,7 @@ SELECT u.organization_id, u.run_id, u.started_at, u.position, u.module_id, u.app
 FROM batch_usage u
 WHERE u.is_execution;
 
+-- runs_from_usage --
 -- runs: credits from module events (and run-level adjustments) even when run
 -- events are late or missing; module_count from run_modules above.
 WITH totals AS (
@@ -54,6 +57,7 @@ SELECT u.organization_id, u.run_id, t.scenario_id, t.first_event_at
 FROM upserted u JOIN totals t USING (organization_id, run_id)
 WHERE u.created;
 
+-- runs_from_run_events --
 -- runs: status, trigger and times from run events; a finish beats a start
 -- whatever order they arrive in.
 WITH upserted AS (

@@ -1,3 +1,4 @@
+-- batch_usage --
 -- Every event of the batch that moves credits, with the billing period and day
 -- it counts in: module executions and adjustments (credits used) and
 -- purchases (extra credits). An event counts in the period and day of its own

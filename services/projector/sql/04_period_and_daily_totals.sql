@@ -1,3 +1,4 @@
+-- billing_period_totals --
 -- billing_periods: credits used and extra credits bought in each period.
 INSERT INTO billing_periods AS p (organization_id, period_start, period_end,
                                   credits_used, extra_credits, operations)
@@ -10,6 +11,7 @@ SET credits_used = p.credits_used + excluded.credits_used,
     extra_credits = p.extra_credits + excluded.extra_credits,
     operations = p.operations + excluded.operations;
 
+-- organization_daily_usage --
 -- organization_daily_usage: the daily usage trend, days in the organization's zone.
 INSERT INTO organization_daily_usage AS d (organization_id, day, credits_used, operations)
 SELECT organization_id, day, sum(credits_used), sum(operations)

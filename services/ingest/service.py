@@ -11,16 +11,12 @@ redelivered; the event store's unique key makes the replay change nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-from faststream import FastStream
+from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
@@ -28,59 +24,16 @@ from prometheus_client import start_http_server
 
 from services.infra.database import create_pool
 from services.infra.settings import ConnectionSettings
+from services.infra.topics import ensure_topics
 from services.ingest import metrics
+from services.ingest.dead_letters import KafkaDeadLetters
 from services.ingest.decoding import Limits
 from services.ingest.ingestor import Ingestor
 from services.ingest.recorder import prepare_connection
-from services.ingest.records import RawRecord, RecordOrigin, Rejection
+from services.ingest.records import RawRecord, RecordOrigin
 from services.ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
-
-TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime"}
-
-
-async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int = 4) -> None:
-    """Create the topics if missing, with LogAppendTime (correctness rule 7)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [t for t in topics if t not in existing]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):  # another process was quicker
-                await admin.create_topics(
-                    [NewTopic(t, partitions, 1, topic_configs=TOPIC_CONFIG) for t in missing]
-                )
-    finally:
-        await admin.close()
-
-
-class KafkaDeadLetters:
-    """Publishes each refused record, bytes and headers intact, with the reason in headers."""
-
-    transient: tuple[type[BaseException], ...] = (KafkaError, OSError, TimeoutError)
-
-    def __init__(self, broker: KafkaBroker, topic: str) -> None:
-        self._broker = broker
-        self._topic = topic
-
-    async def send(self, rejections: Sequence[Rejection]) -> None:
-        await asyncio.gather(*(self._send_one(r) for r in rejections))
-
-    async def _send_one(self, rejection: Rejection) -> None:
-        record = rejection.record
-        headers = {name: value.decode("utf-8", "replace") for name, value in record.headers}
-        headers |= {
-            "dlq_reason_code": rejection.reason_code.value,
-            "dlq_reason": rejection.reason[:1000],
-            "dlq_topic": record.origin.topic,
-            "dlq_partition": str(record.origin.partition),
-            "dlq_offset": str(record.origin.offset),
-        }
-        await self._broker.publish(
-            record.value or b"", topic=self._topic, key=record.key, headers=headers
-        )
 
 
 def to_raw(record: Any) -> RawRecord:
@@ -163,16 +116,6 @@ class IngestService:
                 for tp in consumer.assignment():
                     await _observe_lag(consumer, tp)
             await asyncio.sleep(5)
-
-
-def build_app(
-    connection: ConnectionSettings | None = None, settings: IngestSettings | None = None
-) -> FastStream:
-    service = IngestService(connection or ConnectionSettings(), settings or IngestSettings())
-    app = FastStream(service.broker, logger=log)
-    app.on_startup(service.start)
-    app.after_shutdown(service.stop)
-    return app
 
 
 async def _observe_lag(consumer: Any, tp: TopicPartition) -> None:

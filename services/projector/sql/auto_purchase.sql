@@ -1,6 +1,10 @@
 -- Auto-purchase decisions for the periods this batch touched that are still
 -- running. Run by the live projector only, after the read models are updated.
+
+-- clear_candidates --
 TRUNCATE batch_auto_purchase;
+
+-- collect_candidates --
 INSERT INTO batch_auto_purchase
 SELECT p.organization_id, p.period_start, o.auto_purchase_enabled,
        o.auto_purchase_threshold, o.auto_purchase_pack,
@@ -10,12 +14,14 @@ JOIN billing_periods p USING (organization_id, period_start)
 JOIN organizations o USING (organization_id)
 WHERE p.period_end > now();
 
+-- rearm --
 -- Credits back at or above the threshold: armed again for the next crossing.
 UPDATE auto_purchase_state s SET armed = true
 FROM batch_auto_purchase b
 WHERE s.organization_id = b.organization_id AND s.period_start = b.period_start
   AND NOT s.armed AND b.remaining >= b.threshold;
 
+-- fire --
 -- A crossing below the threshold while armed: one purchase, with an id that
 -- names the organization, the period and the crossing.
 WITH fired AS (

@@ -1,3 +1,4 @@
+-- scenario_usage --
 -- scenario_usage: all-time credits and runs per scenario; a run counts once,
 -- when its first event (module or run event) is projected.
 WITH usage AS (
@@ -20,6 +21,7 @@ SET credits_used = s.credits_used + excluded.credits_used,
     runs = s.runs + excluded.runs,
     last_run_at = greatest(s.last_run_at, excluded.last_run_at);
 
+-- scenario_period_usage --
 -- scenario_period_usage: the scenarios list of a billing period.
 INSERT INTO scenario_period_usage AS s (organization_id, period_start, scenario_id,
                                         credits_used, operations)
@@ -31,6 +33,7 @@ ON CONFLICT (organization_id, period_start, scenario_id) DO UPDATE
 SET credits_used = s.credits_used + excluded.credits_used,
     operations = s.operations + excluded.operations;
 
+-- scenario_daily_usage --
 -- scenario_daily_usage
 INSERT INTO scenario_daily_usage AS s (organization_id, scenario_id, day, credits_used,
                                        operations)
@@ -42,6 +45,7 @@ ON CONFLICT (organization_id, scenario_id, day) DO UPDATE
 SET credits_used = s.credits_used + excluded.credits_used,
     operations = s.operations + excluded.operations;
 
+-- scenario_module_period_usage --
 -- scenario_module_period_usage: credits per module across the period's runs.
 INSERT INTO scenario_module_period_usage AS s (organization_id, period_start, scenario_id,
                                                module_id, app, action, credits_used,

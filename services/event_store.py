@@ -1,0 +1,166 @@
+"""The event store: every question about the log, asked in one place.
+
+The `events` table is the source of truth (DESIGN.md). Ingest appends to it
+(`services/ingest/recorder.py`: writing stays with the writer); everything that
+reads it in order or asks where someone is in it comes here: the next batch in
+commit order, the channel that announces new events, each projection's tracking
+record (its checkpoint), the head, the lag, how long a projection has stalled,
+and whether it has caught up. The shape follows eventsourcing's recorders
+(`select_notifications`, `max_notification_id`, `max_tracking_id`).
+
+Why commit order: positions come from a sequence, allocated when a row is
+inserted and visible only when its transaction commits. With several writers,
+position 12 can become visible after position 13, so "everything after the
+highest position seen" would skip 12 for good. Readers therefore go in
+(transaction id, position) order and only up to the oldest transaction still
+running, `pg_snapshot_xmin(pg_current_snapshot())`: every transaction below it
+has finished, so nothing can appear below that mark later. This is the approach
+of Marten and of eventsourcing's PostgreSQL recorder. The cost: a long-running
+transaction anywhere in the cluster (transaction ids are cluster-wide) holds the
+mark back, so projections lag; they never skip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from services.infra.database import Connection
+
+EVENTS_CHANNEL = "metering_events"
+"""LISTEN/NOTIFY channel told about every commit that adds events."""
+
+
+@dataclass(frozen=True, order=True)
+class Tracking:
+    """A projection's place in the store: the last (transaction id, position) it applied."""
+
+    transaction_id: int
+    position: int
+
+    @classmethod
+    def start(cls) -> Tracking:
+        return cls(0, 0)
+
+
+@dataclass(frozen=True)
+class Lag:
+    """How far a projection is behind the head of the store."""
+
+    positions: int
+    """Positions between the store's head and the checkpoint."""
+    oldest_waiting_s: float
+    """Age of the oldest event not yet projected (0 when none waits)."""
+
+
+NOTIFY_APPENDED = "SELECT pg_notify($1, '')"
+
+COPY_NEXT_BATCH = """
+INSERT INTO projector_batch
+SELECT position, transaction_id::text::bigint, source, id, type, organization_id, time, data,
+       recorded_at
+FROM events
+WHERE (transaction_id, position) > ($1::text::xid8, $2)
+  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY events.transaction_id, events.position  -- qualified: the index order, not the output cast
+LIMIT $3
+"""
+
+READ_TRACKING = """
+SELECT transaction_id::text::bigint AS transaction_id, position
+FROM projection_checkpoints WHERE projection = $1
+"""
+
+SAVE_TRACKING = """
+INSERT INTO projection_checkpoints (projection, transaction_id, position)
+VALUES ($1, $2::text::xid8, $3)
+ON CONFLICT (projection) DO UPDATE
+SET transaction_id = excluded.transaction_id, position = excluded.position, updated_at = now()
+"""
+
+MAX_POSITION = "SELECT coalesce(max(position), 0) FROM events"
+
+# The oldest unprojected event is the first after the checkpoint in index order:
+# one index probe, not a scan of the backlog.
+LAG = """
+SELECT (SELECT max(position) FROM events) - c.position AS behind,
+       extract(epoch FROM now() - (
+           SELECT e.recorded_at FROM events e
+           WHERE (e.transaction_id, e.position) > (c.transaction_id, c.position)
+           ORDER BY e.transaction_id, e.position LIMIT 1))::float8 AS age
+FROM projection_checkpoints c WHERE c.projection = $1
+"""
+
+STALLED_FOR = """
+SELECT extract(epoch FROM now() - coalesce(c.updated_at, e.first))::float8
+FROM (SELECT max(position) AS head, min(recorded_at) AS first FROM events) e
+LEFT JOIN projection_checkpoints c ON c.projection = $1
+WHERE e.head > coalesce(c.position, 0)
+"""
+
+CAUGHT_UP = """
+SELECT coalesce((SELECT position FROM projection_checkpoints WHERE projection = $1), 0)
+       >= coalesce((SELECT max(position) FROM events), 0)
+"""
+
+
+async def announce_appended(connection: Connection) -> None:
+    """Tell listeners that events were added; delivered when the transaction commits."""
+    await connection.execute(NOTIFY_APPENDED, EVENTS_CHANNEL)
+
+
+async def listen(connection: asyncpg.Connection, on_appended: Callable[[], None]) -> None:
+    """Call `on_appended` whenever a commit adds events (until the connection closes)."""
+
+    def callback(*_: Any) -> None:
+        on_appended()
+
+    await connection.add_listener(EVENTS_CHANNEL, callback)
+
+
+async def copy_next_batch(connection: Connection, after: Tracking, limit: int) -> None:
+    """Copy up to `limit` committed events after `after`, in commit order, into projector_batch.
+
+    Only events below the high-water mark are copied: none can appear before them later.
+    """
+    await connection.execute(COPY_NEXT_BATCH, str(after.transaction_id), after.position, limit)
+
+
+async def read_tracking(connection: Connection, projection: str) -> Tracking:
+    """The projection's checkpoint; the start of the store when it has none."""
+    row = await connection.fetchrow(READ_TRACKING, projection)
+    return Tracking(row["transaction_id"], row["position"]) if row else Tracking.start()
+
+
+async def save_tracking(connection: Connection, projection: str, tracking: Tracking) -> None:
+    """Move the projection's checkpoint; call it in the transaction that updates its views."""
+    await connection.execute(
+        SAVE_TRACKING, projection, str(tracking.transaction_id), tracking.position
+    )
+
+
+async def max_position(connection: Connection | asyncpg.Pool) -> int:
+    """The highest position in the store (0 when empty)."""
+    return int(await connection.fetchval(MAX_POSITION))
+
+
+async def lag(connection: Connection, projection: str) -> Lag | None:
+    """How far `projection` is behind; None before its first checkpoint."""
+    row = await connection.fetchrow(LAG, projection)
+    if row is None:
+        return None
+    return Lag(max(row["behind"] or 0, 0), row["age"] or 0.0)
+
+
+async def stalled_for_s(connection: Connection | asyncpg.Pool, projection: str) -> float | None:
+    """Seconds since `projection` last moved while events wait for it; None when none wait."""
+    value = await connection.fetchval(STALLED_FOR, projection)
+    return None if value is None else float(value)
+
+
+async def caught_up(connection: Connection | asyncpg.Pool, projection: str) -> bool:
+    """Whether `projection`'s checkpoint has reached the head of the store."""
+    return bool(await connection.fetchval(CAUGHT_UP, projection))

@@ -1,0 +1,212 @@
+-- The current schema, as the migrations (services/infra/migrations/versions/)
+-- leave it: what `pg_dump --schema-only` prints, tidied and grouped along the
+-- data flow. Read it to know the tables; change them with a new migration.
+-- tests/integration/test_schema.py checks that the two agree.
+
+------------------------------------------------------------------------------
+-- The event store (written by ingest, read through services/event_store.py)
+------------------------------------------------------------------------------
+
+-- Append-only source of truth; position is allocated at insert and visible at
+-- commit, so readers go in (transaction_id, position) order.
+CREATE TABLE events (
+    position        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    transaction_id  xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    source          text NOT NULL,
+    id              text NOT NULL,
+    type            text NOT NULL,
+    organization_id text NOT NULL,
+    time            timestamp with time zone NOT NULL,
+    recorded_at     timestamp with time zone NOT NULL DEFAULT now(),
+    data            jsonb NOT NULL,
+    payload_sha256  bytea NOT NULL,
+    kafka_topic     text,
+    kafka_partition integer,
+    kafka_offset    bigint,
+    CONSTRAINT events_dedup_key UNIQUE (source, id)
+);
+CREATE INDEX events_by_transaction ON events (transaction_id, position);
+CREATE INDEX events_by_organization ON events (organization_id, time);
+
+-- Every record that did not become an event, with its reason.
+CREATE TABLE rejected_events (
+    rejection_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    rejected_at     timestamp with time zone NOT NULL DEFAULT now(),
+    reason_code     text NOT NULL,
+    reason          text NOT NULL,
+    source          text,
+    id              text,
+    type            text,
+    organization_id text,
+    kafka_topic     text,
+    kafka_partition integer,
+    kafka_offset    bigint,
+    kafka_key       bytea,
+    kafka_headers   jsonb,
+    raw             bytea,
+    CONSTRAINT rejected_events_record
+        UNIQUE (kafka_topic, kafka_partition, kafka_offset, reason_code)
+);
+CREATE INDEX rejected_events_by_time ON rejected_events (rejected_at);
+CREATE INDEX rejected_events_by_event ON rejected_events (source, id);
+
+-- Tracking records: each projection's place in the store.
+CREATE TABLE projection_checkpoints (
+    projection     text PRIMARY KEY,
+    transaction_id xid8 NOT NULL DEFAULT '0'::xid8,
+    position       bigint NOT NULL DEFAULT 0,
+    updated_at     timestamp with time zone NOT NULL DEFAULT now()
+);
+
+------------------------------------------------------------------------------
+-- Read models (written by services/projector/sql/, read by the query API);
+-- every key starts with organization_id; credits are numeric(24,6)
+------------------------------------------------------------------------------
+
+CREATE TABLE organizations (
+    organization_id         text PRIMARY KEY,
+    timezone                text NOT NULL DEFAULT 'UTC'::text,
+    plan                    text,
+    plan_credits            numeric(24,6),
+    auto_purchase_enabled   boolean NOT NULL DEFAULT false,
+    auto_purchase_threshold numeric(24,6),
+    auto_purchase_pack      numeric(24,6)
+);
+
+CREATE TABLE billing_periods (
+    organization_id text NOT NULL,
+    period_start    timestamp with time zone NOT NULL,
+    period_end      timestamp with time zone NOT NULL,
+    plan            text,
+    plan_credits    numeric(24,6) NOT NULL DEFAULT 0,
+    extra_credits   numeric(24,6) NOT NULL DEFAULT 0,
+    credits_used    numeric(24,6) NOT NULL DEFAULT 0,
+    operations      bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (organization_id, period_start),
+    CHECK (period_end > period_start)
+);
+
+CREATE TABLE organization_daily_usage (
+    organization_id text NOT NULL,
+    day             date NOT NULL,
+    credits_used    numeric(24,6) NOT NULL DEFAULT 0,
+    operations      bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (organization_id, day)
+);
+
+CREATE TABLE scenario_usage (
+    organization_id text NOT NULL,
+    scenario_id     text NOT NULL,
+    credits_used    numeric(24,6) NOT NULL DEFAULT 0,
+    operations      bigint NOT NULL DEFAULT 0,
+    runs            bigint NOT NULL DEFAULT 0,
+    last_run_at     timestamp with time zone,
+    PRIMARY KEY (organization_id, scenario_id)
+);
+
+CREATE TABLE scenario_period_usage (
+    organization_id text NOT NULL,
+    period_start    timestamp with time zone NOT NULL,
+    scenario_id     text NOT NULL,
+    credits_used    numeric(24,6) NOT NULL DEFAULT 0,
+    operations      bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (organization_id, period_start, scenario_id)
+);
+CREATE INDEX scenario_period_usage_largest_first
+    ON scenario_period_usage (organization_id, period_start, credits_used DESC, scenario_id);
+
+CREATE TABLE scenario_daily_usage (
+    organization_id text NOT NULL,
+    scenario_id     text NOT NULL,
+    day             date NOT NULL,
+    credits_used    numeric(24,6) NOT NULL DEFAULT 0,
+    operations      bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (organization_id, scenario_id, day)
+);
+
+CREATE TABLE scenario_module_period_usage (
+    organization_id text NOT NULL,
+    period_start    timestamp with time zone NOT NULL,
+    scenario_id     text NOT NULL,
+    module_id       text NOT NULL,
+    app             text NOT NULL,
+    action          text NOT NULL,
+    credits_used    numeric(24,6) NOT NULL DEFAULT 0,
+    operations      bigint NOT NULL DEFAULT 0,
+    executions      bigint NOT NULL DEFAULT 0,
+    errors          bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (organization_id, period_start, scenario_id, module_id)
+);
+
+CREATE TABLE runs (
+    organization_id text NOT NULL,
+    run_id          text NOT NULL,
+    scenario_id     text NOT NULL,
+    status          text,
+    trigger         text,
+    started_at      timestamp with time zone,
+    finished_at     timestamp with time zone,
+    duration_ms     bigint,
+    credits_used    numeric(24,6) NOT NULL DEFAULT 0,
+    operations      bigint NOT NULL DEFAULT 0,
+    module_count    integer NOT NULL DEFAULT 0,
+    executions      bigint NOT NULL DEFAULT 0,
+    errors          bigint NOT NULL DEFAULT 0,
+    first_event_at  timestamp with time zone,
+    PRIMARY KEY (organization_id, run_id)
+);
+CREATE INDEX runs_history ON runs
+    (organization_id, scenario_id, (coalesce(started_at, first_event_at)) DESC, run_id DESC);
+
+CREATE TABLE run_modules (
+    organization_id text NOT NULL,
+    run_id          text NOT NULL,
+    module_id       text NOT NULL,
+    app             text NOT NULL,
+    action          text NOT NULL,
+    credits_used    numeric(24,6) NOT NULL DEFAULT 0,
+    operations      bigint NOT NULL DEFAULT 0,
+    executions      bigint NOT NULL DEFAULT 0,
+    errors          bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (organization_id, run_id, module_id)
+);
+
+CREATE TABLE module_executions (
+    organization_id text NOT NULL,
+    run_id          text NOT NULL,
+    started_at      timestamp with time zone NOT NULL,
+    event_position  bigint NOT NULL,
+    module_id       text NOT NULL,
+    app             text NOT NULL,
+    action          text NOT NULL,
+    status          text NOT NULL,
+    operations      bigint NOT NULL,
+    credits         numeric(24,6) NOT NULL,
+    finished_at     timestamp with time zone NOT NULL,
+    event_source    text NOT NULL,
+    event_id        text NOT NULL,
+    PRIMARY KEY (organization_id, run_id, started_at, event_position)
+);
+
+------------------------------------------------------------------------------
+-- Auto-purchase decisions (live projector only; never rebuilt)
+------------------------------------------------------------------------------
+
+CREATE TABLE auto_purchase_state (
+    organization_id text NOT NULL,
+    period_start    timestamp with time zone NOT NULL,
+    armed           boolean NOT NULL DEFAULT true,
+    purchases       integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (organization_id, period_start)
+);
+
+CREATE TABLE auto_purchase_outbox (
+    event_id        text PRIMARY KEY,
+    organization_id text NOT NULL,
+    period_start    timestamp with time zone NOT NULL,
+    credits         numeric(24,6) NOT NULL,
+    purchased_at    timestamp with time zone NOT NULL,
+    sent_at         timestamp with time zone
+);
+CREATE INDEX auto_purchase_outbox_unsent ON auto_purchase_outbox (purchased_at)
+    WHERE sent_at IS NULL;
