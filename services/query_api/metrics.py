@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.query_api import billing
 from services.query_api.settings import ApiSettings
 
 if TYPE_CHECKING:
@@ -35,13 +36,17 @@ USED = Gauge(
     "credits_used", "Credits used in the current period", ["organization"], registry=REGISTRY
 )
 TOTAL = Gauge(
-    "credits_total", "Plan plus extra credits of the current period", ["organization"],
+    "credits_total",
+    "Plan plus extra credits of the current period",
+    ["organization"],
     registry=REGISTRY,
-)  # fmt: skip
+)
 RATIO = Gauge(
-    "credits_used_ratio", "Credits used / total in the current period", ["organization"],
+    "credits_used_ratio",
+    "Credits used / total in the current period",
+    ["organization"],
     registry=REGISTRY,
-)  # fmt: skip
+)
 
 SCENARIO_USED = Gauge(
     "credits_scenario_used",
@@ -50,24 +55,6 @@ SCENARIO_USED = Gauge(
     registry=REGISTRY,
 )
 SCENARIOS_PER_ORGANIZATION = 5
-
-SCENARIO_GAUGES = """
-SELECT o.organization_id, s.scenario_id, s.credits_used
-FROM unnest($1::text[], $2::timestamptz[]) AS o(organization_id, period_start)
-CROSS JOIN LATERAL (
-    SELECT scenario_id, credits_used FROM scenario_period_usage sp
-    WHERE sp.organization_id = o.organization_id AND sp.period_start = o.period_start
-    ORDER BY credits_used DESC, scenario_id DESC LIMIT $3
-) s
-"""
-
-USAGE_GAUGES = """
-SELECT organization_id, period_start, credits_used, plan_credits + extra_credits AS total
-FROM billing_periods
-WHERE period_start <= now() AND now() < period_end AND plan_credits + extra_credits > 0
-  AND credits_used >= $1 * (plan_credits + extra_credits)
-ORDER BY credits_used / (plan_credits + extra_credits) DESC LIMIT $2
-"""
 
 
 class RequestMetrics:
@@ -107,11 +94,11 @@ def instrument(app: FastAPI) -> None:
 
 
 async def refresh_usage_gauges(reader: Reader, settings: ApiSettings) -> None:
-    rows = await reader.pool.fetch(
-        USAGE_GAUGES, settings.usage_gauge_min_ratio, settings.usage_gauge_max_series
+    """Set the usage gauges to the read models' current figures, dropping stale series."""
+    rows = await reader.usage_gauges(
+        settings.usage_gauge_min_ratio, settings.usage_gauge_max_series
     )
-    scenarios = await reader.pool.fetch(
-        SCENARIO_GAUGES,
+    scenarios = await reader.scenario_gauges(
         [row["organization_id"] for row in rows],
         [row["period_start"] for row in rows],
         SCENARIOS_PER_ORGANIZATION,
@@ -123,7 +110,7 @@ async def refresh_usage_gauges(reader: Reader, settings: ApiSettings) -> None:
         # Prometheus samples are floats; the exact figures are in the REST API.
         USED.labels(org).set(float(used))
         TOTAL.labels(org).set(float(total))
-        RATIO.labels(org).set(float(used / total))
+        RATIO.labels(org).set(float(billing.used_ratio(used, total)))
     for row in scenarios:
         SCENARIO_USED.labels(row["organization_id"], row["scenario_id"]).set(
             float(row["credits_used"])

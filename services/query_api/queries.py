@@ -1,10 +1,18 @@
-"""The read-model queries behind each endpoint: one indexed query each, never the event store."""
+"""The read-model queries behind each endpoint: one indexed query each, never the event store.
+
+The usage gauges of /metrics read the same read models through the same Reader.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
 import asyncpg
+
+from services import event_store
+
+PROJECTION = "usage"
+"""The projection (services/projector) whose read models this API serves."""
 
 CURRENT_PERIOD = """
 SELECT p.period_start, p.period_end, p.plan, p.plan_credits, p.extra_credits, p.credits_used,
@@ -87,6 +95,25 @@ ORDER BY started_at, event_position
 """
 
 
+USAGE_GAUGES = """
+SELECT organization_id, period_start, credits_used, plan_credits + extra_credits AS total
+FROM billing_periods
+WHERE period_start <= now() AND now() < period_end AND plan_credits + extra_credits > 0
+  AND credits_used >= $1 * (plan_credits + extra_credits)
+ORDER BY credits_used / (plan_credits + extra_credits) DESC LIMIT $2
+"""
+
+SCENARIO_GAUGES = """
+SELECT o.organization_id, s.scenario_id, s.credits_used
+FROM unnest($1::text[], $2::timestamptz[]) AS o(organization_id, period_start)
+CROSS JOIN LATERAL (
+    SELECT scenario_id, credits_used FROM scenario_period_usage sp
+    WHERE sp.organization_id = o.organization_id AND sp.period_start = o.period_start
+    ORDER BY credits_used DESC, scenario_id DESC LIMIT $3
+) s
+"""
+
+
 class Reader:
     """Runs the queries on a pool; one method per question the API answers."""
 
@@ -144,15 +171,21 @@ class Reader:
     async def run_log(self, organization: str, run: str) -> list[asyncpg.Record]:
         return await self.pool.fetch(RUN_LOG, organization, run)
 
+    async def usage_gauges(self, min_ratio: float, max_series: int) -> list[asyncpg.Record]:
+        """Running periods at least `min_ratio` used, the most used first, at most `max_series`."""
+        return await self.pool.fetch(USAGE_GAUGES, min_ratio, max_series)
+
+    async def scenario_gauges(
+        self, organizations: list[str], period_starts: list[datetime], per_organization: int
+    ) -> list[asyncpg.Record]:
+        """The most used scenarios of each (organization, period start), `per_organization` each."""
+        return await self.pool.fetch(
+            SCENARIO_GAUGES, organizations, period_starts, per_organization
+        )
+
     async def projector_stalled_s(self) -> float | None:
         """Seconds since the projector last moved while events wait for it; None when none wait.
 
-        A health check, not a credit query: it looks up the store's newest position.
+        A health check, not a credit query: the event store answers it.
         """
-        value = await self.pool.fetchval(
-            "SELECT extract(epoch FROM now() - coalesce(c.updated_at, e.first))::float8"
-            " FROM (SELECT max(position) AS head, min(recorded_at) AS first FROM events) e"
-            " LEFT JOIN projection_checkpoints c ON c.projection = 'usage'"
-            " WHERE e.head > coalesce(c.position, 0)"
-        )
-        return None if value is None else float(value)
+        return await event_store.stalled_for_s(self.pool, PROJECTION)

@@ -58,9 +58,11 @@ def test_the_api_keeps_its_openapi_contract(api_schema: Any) -> None:
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=40, deadline=None, derandomize=True,
+            max_examples=40,
+            deadline=None,
+            derandomize=True,
             suppress_health_check=list(HealthCheck),
-        )  # fmt: skip
+        )
         def keeps_contract(case: Any) -> None:
             # Cross-field rules (`to` before `from`, a period that does not exist) cannot be
             # said in OpenAPI, so a schema-valid request may rightly get a documented 422.

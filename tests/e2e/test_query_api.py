@@ -46,15 +46,32 @@ class World:
 
 def history(world: World, rng: random.Random) -> list[TypedEvent]:
     events = [
-        build_event("com.metering.subscription.period_started.v1", {
-            "organization_id": ORG, "plan": "pro", "plan_credits": str(world.plan),
-            "period_start": world.period_start, "period_end": world.period_end,
-        }, source="test", event_id="sub", time=world.period_start),
-        build_event("com.metering.credits.purchased.v1", {
-            "organization_id": ORG, "credits": str(world.extra), "purchase": "manual",
-            "purchased_at": world.now - timedelta(days=2),
-        }, source="test", event_id="buy", time=world.now - timedelta(days=2)),
-    ]  # fmt: skip
+        build_event(
+            "com.metering.subscription.period_started.v1",
+            {
+                "organization_id": ORG,
+                "plan": "pro",
+                "plan_credits": str(world.plan),
+                "period_start": world.period_start,
+                "period_end": world.period_end,
+            },
+            source="test",
+            event_id="sub",
+            time=world.period_start,
+        ),
+        build_event(
+            "com.metering.credits.purchased.v1",
+            {
+                "organization_id": ORG,
+                "credits": str(world.extra),
+                "purchase": "manual",
+                "purchased_at": world.now - timedelta(days=2),
+            },
+            source="test",
+            event_id="buy",
+            time=world.now - timedelta(days=2),
+        ),
+    ]
     for r in range(30):
         scenario = f"scn-{r % 3}"
         run = f"run-{r:02d}"
@@ -65,12 +82,27 @@ def history(world: World, rng: random.Random) -> list[TypedEvent]:
             module = f"m{k}"
             credits = Decimal(rng.randint(1, 3_000_000)) / Decimal(1_000_000)
             when = started + timedelta(seconds=k)
-            events.append(build_event("com.metering.module_execution.completed.v2", {
-                "organization_id": ORG, "scenario_id": scenario, "run_id": run,
-                "module_id": module, "app": "openai", "action": "createCompletion",
-                "operations": 1, "credits": str(credits), "started_at": when,
-                "finished_at": when + timedelta(milliseconds=300), "status": "success",
-            }, source="test", event_id=f"e-{r}-{k}", time=when))  # fmt: skip
+            events.append(
+                build_event(
+                    "com.metering.module_execution.completed.v2",
+                    {
+                        "organization_id": ORG,
+                        "scenario_id": scenario,
+                        "run_id": run,
+                        "module_id": module,
+                        "app": "openai",
+                        "action": "createCompletion",
+                        "operations": 1,
+                        "credits": str(credits),
+                        "started_at": when,
+                        "finished_at": when + timedelta(milliseconds=300),
+                        "status": "success",
+                    },
+                    source="test",
+                    event_id=f"e-{r}-{k}",
+                    time=when,
+                )
+            )
             world.used += credits
             world.daily[when.date().isoformat()] += credits
             world.scenarios[scenario] += credits
@@ -78,29 +110,61 @@ def history(world: World, rng: random.Random) -> list[TypedEvent]:
             world.run_modules[(run, module)] += credits
             world.run_executions[run] += 1
             world.scenario_modules[(scenario, module)] += credits
-        events.append(build_event("com.metering.scenario_run.finished.v1", {
-            "organization_id": ORG, "scenario_id": scenario, "run_id": run,
-            "trigger": "scheduled", "status": "success", "started_at": started,
-            "finished_at": started + timedelta(seconds=10), "duration_ms": 10_000,
-        }, source="test", event_id=f"fin-{r}", time=started + timedelta(seconds=10)))  # fmt: skip
+        events.append(
+            build_event(
+                "com.metering.scenario_run.finished.v1",
+                {
+                    "organization_id": ORG,
+                    "scenario_id": scenario,
+                    "run_id": run,
+                    "trigger": "scheduled",
+                    "status": "success",
+                    "started_at": started,
+                    "finished_at": started + timedelta(seconds=10),
+                    "duration_ms": 10_000,
+                },
+                source="test",
+                event_id=f"fin-{r}",
+                time=started + timedelta(seconds=10),
+            )
+        )
     events.append(module_of_other_org(world.now))
     return events
 
 
 def module_of_other_org(now: datetime) -> TypedEvent:
-    return build_event("com.metering.module_execution.completed.v2", {
-        "organization_id": OTHER, "scenario_id": "scn-x", "run_id": "run-x", "module_id": "1",
-        "app": "http", "action": "get", "operations": 1, "credits": "7", "started_at": now,
-        "finished_at": now, "status": "success",
-    }, source="test", event_id="other", time=now)  # fmt: skip
+    return build_event(
+        "com.metering.module_execution.completed.v2",
+        {
+            "organization_id": OTHER,
+            "scenario_id": "scn-x",
+            "run_id": "run-x",
+            "module_id": "1",
+            "app": "http",
+            "action": "get",
+            "operations": 1,
+            "credits": "7",
+            "started_at": now,
+            "finished_at": now,
+            "status": "success",
+        },
+        source="test",
+        event_id="other",
+        time=now,
+    )
 
 
 @pytest.fixture
 async def world(servers: Endpoints, pipeline: Pipeline) -> World:
     now = datetime.now(UTC).replace(microsecond=0)
-    w = World(api="", now=now, period_start=now - timedelta(days=10),
-              period_end=now + timedelta(days=20), plan=Decimal(1000),
-              extra=Decimal(200))  # fmt: skip
+    w = World(
+        api="",
+        now=now,
+        period_start=now - timedelta(days=10),
+        period_end=now + timedelta(days=20),
+        plan=Decimal(1000),
+        extra=Decimal(200),
+    )
     w.api = pipeline.api.base_url
     events = history(w, random.Random(5))
     async with Emitter(servers.kafka_bootstrap, pipeline.topic, "test") as emitter:
@@ -187,8 +251,11 @@ async def test_run_history_newest_first_and_one_run_in_detail(world: World) -> N
         ).json()
         missing = await api.get(f"/v1/organizations/{ORG}/runs/nope")
 
-    expected = sorted((r for r, s in world.run_scenario.items() if s == "scn-0"),
-                      key=lambda r: world.run_started[r], reverse=True)  # fmt: skip
+    expected = sorted(
+        (r for r, s in world.run_scenario.items() if s == "scn-0"),
+        key=lambda r: world.run_started[r],
+        reverse=True,
+    )
     assert [r["run_id"] for r in runs] == expected
     assert all(Decimal(str(r["credits_used"])) == world.runs[str(r["run_id"])] for r in runs)
     assert run["status"] == "success"
@@ -203,9 +270,16 @@ async def test_run_history_newest_first_and_one_run_in_detail(world: World) -> N
 
 
 PATHS = [
-    "/usage", "/usage/daily", "/billing-periods", "/scenarios", "/scenarios/scn-1",
-    "/scenarios/scn-1/runs", "/scenarios/scn-1/modules", "/runs/run-03", "/runs/run-03/log",
-]  # fmt: skip
+    "/usage",
+    "/usage/daily",
+    "/billing-periods",
+    "/scenarios",
+    "/scenarios/scn-1",
+    "/scenarios/scn-1/runs",
+    "/scenarios/scn-1/modules",
+    "/runs/run-03",
+    "/runs/run-03/log",
+]
 
 
 @pytest.mark.parametrize("path", PATHS)

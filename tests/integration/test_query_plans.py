@@ -11,7 +11,6 @@ import asyncpg
 import pytest
 
 from services.query_api import queries
-from services.query_api.metrics import USAGE_GAUGES
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -54,7 +53,7 @@ async def test_query_uses_an_index_and_not_the_event_store(
 
 
 async def test_usage_gauges_query_reads_only_current_periods(db: asyncpg.Connection) -> None:
-    raw = await db.fetchval(f"EXPLAIN (FORMAT JSON) {USAGE_GAUGES}", 0.75, 1000)
+    raw = await db.fetchval(f"EXPLAIN (FORMAT JSON) {queries.USAGE_GAUGES}", 0.75, 1000)
     relations = {n.get("Relation Name") for n in nodes(json.loads(raw)[0]["Plan"])} - {None}
     assert relations == {"billing_periods"}
 

@@ -1,0 +1,68 @@
+"""The credit arithmetic of a billing period as the API reports it: pure, no I/O.
+
+The same rules are also written in SQL, and
+tests/integration/test_billing_agrees_with_sql.py checks that the two agree:
+
+- credits remaining = plan + extra - used: `remaining` in
+  services/projector/sql/auto_purchase.sql (`plan_credits + extra_credits -
+  credits_used`), which decides auto-purchases;
+- the calendar month in UTC for an organization without a subscription:
+  `date_trunc('month', t, 'UTC')` to `date_trunc('month', t, 'UTC') + interval
+  '1 month'` in services/projector/sql/03_batch_usage.sql, which files usage
+  into periods;
+- the used ratio, used / (plan + extra): USAGE_GAUGES in
+  services/query_api/queries.py, which picks the organizations that get usage
+  gauges, most used first.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+ZERO = Decimal(0)
+PERCENT_STEP = Decimal("0.01")
+DAILY_USAGE_STEP = Decimal("0.000001")
+
+
+def total(plan_credits: Decimal, extra_credits: Decimal) -> Decimal:
+    """The credits a period has: its plan's plus the extra credits bought in it."""
+    return plan_credits + extra_credits
+
+
+def remaining(plan_credits: Decimal, extra_credits: Decimal, used: Decimal) -> Decimal:
+    """The credits left in a period; negative once more than the total is used."""
+    return total(plan_credits, extra_credits) - used
+
+
+def percent_used(used: Decimal, total_credits: Decimal) -> Decimal:
+    """Used as a percentage of the total, to 0.01; 0 when the period has no credits."""
+    if not total_credits:
+        return ZERO
+    return (used * 100 / total_credits).quantize(PERCENT_STEP)
+
+
+def used_ratio(used: Decimal, total_credits: Decimal) -> Decimal:
+    """Used / total, for a total above zero (the usage gauges select no other period)."""
+    return used / total_credits
+
+
+def days_counted(start: datetime, end: datetime, now: datetime) -> int:
+    """The days of the period so far, today included: at least 1, at most the whole period."""
+    return max(1, (min(now, end) - start).days + 1)
+
+
+def average_daily_usage(used: Decimal, start: datetime, end: datetime, now: datetime) -> Decimal:
+    """Credits used per day of the period so far, to 0.000001."""
+    return (used / days_counted(start, end, now)).quantize(DAILY_USAGE_STEP)
+
+
+def month_start(t: datetime) -> datetime:
+    """Midnight UTC on the first day of the UTC calendar month that holds `t`."""
+    return t.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def calendar_month(t: datetime) -> tuple[datetime, datetime]:
+    """The billing period of an organization without a subscription: [start, end) in UTC."""
+    start = month_start(t)
+    return start, month_start(start + timedelta(days=32))

@@ -1,0 +1,47 @@
+"""The endpoints' dependencies as named `Annotated` aliases: what a request may read, and with what.
+
+An endpoint that takes `OrganizationId` answers only a caller whose bearer token
+may read that organization (else 401 or 403, before anything is queried).
+"""
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Query, Request
+
+from services.query_api.auth import Forbidden, verify
+from services.query_api.queries import Reader
+
+OrgPath = Annotated[
+    str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+]
+IdPath = Annotated[str, Path(min_length=1, max_length=128)]
+PeriodQuery = Annotated[
+    str,
+    Query(
+        pattern=r"^(current|[0-9]{4}-[0-9]{2}-[0-9]{2})$",
+        description="`current`, or the start date (YYYY-MM-DD, UTC) of a billing period.",
+    ),
+]
+CursorQuery = Annotated[str | None, Query(max_length=512, description="From `next_cursor`.")]
+
+
+def read_models(request: Request) -> Reader:
+    """The queries over the read models, on the pool the app opened at startup."""
+    reader: Reader = request.app.state.reader
+    return reader
+
+
+def readable_organization(
+    request: Request,
+    organization_id: OrgPath,
+    authorization: Annotated[str | None, Header()] = None,
+) -> str:
+    """The organization in the path, once the bearer token may read it (else 401/403)."""
+    caller = verify(authorization, request.app.state.settings)
+    if not caller.may_read(organization_id):
+        raise Forbidden("this token may not read that organization")
+    return organization_id
+
+
+ReadModels = Annotated[Reader, Depends(read_models)]
+OrganizationId = Annotated[str, Depends(readable_organization)]

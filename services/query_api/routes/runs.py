@@ -1,0 +1,89 @@
+"""The run endpoints: a scenario's run history, one run in detail, and its log."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import asyncpg
+from fastapi import APIRouter, HTTPException, Query
+
+from services.query_api import cursors
+from services.query_api.deps import CursorQuery, IdPath, OrganizationId, ReadModels
+from services.query_api.errors import NOT_FOUND
+from services.query_api.models import (
+    LogEntry,
+    ModuleUsage,
+    Page,
+    RunDetail,
+    RunLog,
+    RunSummary,
+)
+from services.query_api.settings import ApiSettings
+
+SORT_KEY = "sort_time"
+"""The column Reader.runs orders and pages by; not part of a run summary."""
+
+SIMPLE_LOG = ("module_id", "app", "action", "status", "credits", "started_at")
+"""The fields of a log entry at `detail=simple`; `advanced` gives them all."""
+
+
+def router(settings: ApiSettings) -> APIRouter:
+    """GET /scenarios/{scenario_id}/runs, /runs/{run_id} and /runs/{run_id}/log."""
+    router = APIRouter(prefix="/v1/organizations/{organization_id}", tags=["runs"])
+
+    @router.get("/scenarios/{scenario_id}/runs", response_model=Page[RunSummary])
+    async def runs(
+        organization_id: OrganizationId,
+        read_models: ReadModels,
+        scenario_id: IdPath,
+        cursor: CursorQuery = None,
+        limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = settings.default_page_size,
+    ) -> Page[RunSummary]:
+        """The scenario's run history, newest first, with credits per run."""
+        after = cursors.decode(cursor, lambda value: datetime.fromisoformat(str(value)))
+        rows = await read_models.runs(organization_id, scenario_id, after, limit + 1)
+        return Page(
+            items=[run_summary(r) for r in rows[:limit]],
+            next_cursor=cursors.next_cursor(
+                rows, limit, lambda last: [last[SORT_KEY].isoformat(), last["run_id"]]
+            ),
+        )
+
+    @router.get("/runs/{run_id}", response_model=RunDetail, responses=NOT_FOUND)
+    async def run(
+        organization_id: OrganizationId, read_models: ReadModels, run_id: IdPath
+    ) -> RunDetail:
+        """One run: status, times, credits, and credits per module."""
+        row = await read_models.run(organization_id, run_id)
+        if row is None:
+            raise HTTPException(404, detail=f"no run {run_id!r} in this organization")
+        rows = await read_models.run_modules(organization_id, run_id)
+        return RunDetail(**dict(row), modules=[ModuleUsage(**dict(r)) for r in rows])
+
+    @router.get(
+        "/runs/{run_id}/log",
+        response_model=RunLog,
+        response_model_exclude_none=True,
+        responses=NOT_FOUND,
+    )
+    async def run_log(
+        organization_id: OrganizationId,
+        read_models: ReadModels,
+        run_id: IdPath,
+        detail: Literal["simple", "advanced"] = "simple",
+    ) -> RunLog:
+        """The run's module executions in order; `advanced` adds operations, times and ids."""
+        rows = await read_models.run_log(organization_id, run_id)
+        if not rows and await read_models.run(organization_id, run_id) is None:
+            raise HTTPException(404, detail=f"no run {run_id!r} in this organization")
+        entries = [
+            LogEntry(**(dict(r) if detail == "advanced" else {k: r[k] for k in SIMPLE_LOG}))
+            for r in rows
+        ]
+        return RunLog(run_id=run_id, detail=detail, entries=entries)
+
+    return router
+
+
+def run_summary(row: asyncpg.Record) -> RunSummary:
+    """One row of Reader.runs, without its sort key."""
+    return RunSummary(**{k: v for k, v in dict(row).items() if k != SORT_KEY})

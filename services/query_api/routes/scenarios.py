@@ -1,0 +1,93 @@
+"""The scenario endpoints: credits per scenario in a period, one scenario, its modules."""
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+
+from services.query_api import billing, cursors
+from services.query_api.deps import CursorQuery, IdPath, OrganizationId, PeriodQuery, ReadModels
+from services.query_api.errors import NOT_FOUND, bad_input
+from services.query_api.models import (
+    ModuleUsage,
+    Page,
+    ScenarioDetail,
+    ScenarioModules,
+    ScenarioUsage,
+)
+from services.query_api.queries import Reader
+from services.query_api.settings import ApiSettings
+
+
+def router(settings: ApiSettings) -> APIRouter:
+    """GET /scenarios, /scenarios/{scenario_id} and /scenarios/{scenario_id}/modules."""
+    router = APIRouter(prefix="/v1/organizations/{organization_id}", tags=["scenarios"])
+
+    @router.get("/scenarios", response_model=Page[ScenarioUsage])
+    async def scenarios(
+        organization_id: OrganizationId,
+        read_models: ReadModels,
+        period: PeriodQuery = "current",
+        cursor: CursorQuery = None,
+        limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = settings.default_page_size,
+    ) -> Page[ScenarioUsage]:
+        """Credits per scenario in a billing period, largest first."""
+        after = cursors.decode(cursor, lambda value: Decimal(str(value)))
+        start = await period_start(read_models, organization_id, period)
+        rows = await read_models.scenarios(organization_id, start, after, limit + 1)
+        return Page(
+            items=[ScenarioUsage(**dict(r)) for r in rows[:limit]],
+            next_cursor=cursors.next_cursor(
+                rows, limit, lambda last: [str(last["credits_used"]), last["scenario_id"]]
+            ),
+        )
+
+    @router.get("/scenarios/{scenario_id}", response_model=ScenarioDetail, responses=NOT_FOUND)
+    async def scenario(
+        organization_id: OrganizationId, read_models: ReadModels, scenario_id: IdPath
+    ) -> ScenarioDetail:
+        """One scenario: credits this period and all time, runs, last run."""
+        start = await period_start(read_models, organization_id, "current")
+        row = await read_models.scenario(organization_id, scenario_id, start)
+        if row is None:
+            raise HTTPException(404, detail=f"no scenario {scenario_id!r} in this organization")
+        return ScenarioDetail(
+            scenario_id=scenario_id,
+            period_start=start,
+            credits_this_period=row["credits_this_period"],
+            credits_all_time=row["credits_used"],
+            runs=row["runs"],
+            last_run_at=row["last_run_at"],
+        )
+
+    @router.get("/scenarios/{scenario_id}/modules", response_model=ScenarioModules)
+    async def scenario_modules(
+        organization_id: OrganizationId,
+        read_models: ReadModels,
+        scenario_id: IdPath,
+        period: PeriodQuery = "current",
+    ) -> ScenarioModules:
+        """Credits per module across the period's runs of one scenario."""
+        start = await period_start(read_models, organization_id, period)
+        rows = await read_models.scenario_modules(organization_id, start, scenario_id)
+        modules = [ModuleUsage(**dict(r)) for r in rows]
+        return ScenarioModules(scenario_id=scenario_id, period_start=start, modules=modules)
+
+    return router
+
+
+async def period_start(read_models: Reader, organization_id: str, period: str) -> datetime:
+    """The start of the billing period `period` names (PeriodQuery), or 422 if it has none."""
+    if period == "current":
+        row = await read_models.current_period(organization_id, datetime.now(UTC))
+        return row["period_start"] or billing.month_start(datetime.now(UTC))
+    try:
+        day = date.fromisoformat(period)
+    except ValueError:
+        raise bad_input("period", f"{period} is not a date") from None
+    found = await read_models.period_starting(organization_id, day)
+    if found is None:
+        raise bad_input("period", f"no billing period starts on {period}")
+    start: datetime = found["period_start"]
+    return start

@@ -1,0 +1,105 @@
+"""The usage endpoints: the current billing period, the daily trend, and past periods."""
+
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+import asyncpg
+from fastapi import APIRouter, Query
+
+from services.query_api import billing
+from services.query_api.deps import OrganizationId, ReadModels
+from services.query_api.errors import bad_input
+from services.query_api.models import (
+    AutoPurchase,
+    BillingPeriod,
+    BillingPeriodList,
+    DailyUsage,
+    DailyUsageList,
+    Usage,
+)
+from services.query_api.settings import ApiSettings
+
+MAX_DAYS = 366
+"""The longest daily trend one request may ask for."""
+
+
+def router(settings: ApiSettings) -> APIRouter:
+    """GET /usage, /usage/daily and /billing-periods of an organization."""
+    router = APIRouter(prefix="/v1/organizations/{organization_id}", tags=["usage"])
+
+    @router.get("/usage", response_model=Usage)
+    async def usage(organization_id: OrganizationId, read_models: ReadModels) -> Usage:
+        """The current billing period: used, total, remaining, daily average, reset date."""
+        now = datetime.now(UTC)
+        row = await read_models.current_period(organization_id, now)
+        return current_usage(organization_id, row, now)
+
+    @router.get("/usage/daily", response_model=DailyUsageList)
+    async def daily(
+        organization_id: OrganizationId,
+        read_models: ReadModels,
+        from_: Annotated[date | None, Query(alias="from")] = None,
+        to: Annotated[date | None, Query()] = None,
+    ) -> DailyUsageList:
+        """The daily usage trend; by default the current billing period's days."""
+        if from_ is None or to is None:
+            row = await read_models.current_period(organization_id, datetime.now(UTC))
+            start = row["period_start"] or billing.month_start(datetime.now(UTC))
+            from_ = from_ or start.date()
+            to = to or datetime.now(UTC).date()
+        if to < from_:
+            raise bad_input("to", "`to` is before `from`")
+        if (to - from_).days > MAX_DAYS:
+            raise bad_input("to", f"at most {MAX_DAYS} days at once")
+        rows = await read_models.daily(organization_id, from_, to)
+        days = [DailyUsage(**dict(r)) for r in rows]
+        return DailyUsageList(organization_id=organization_id, days=days)
+
+    @router.get("/billing-periods", response_model=BillingPeriodList)
+    async def billing_periods(
+        organization_id: OrganizationId,
+        read_models: ReadModels,
+        limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = 24,
+    ) -> BillingPeriodList:
+        """Past and current billing periods with their totals, newest first."""
+        rows = await read_models.billing_periods(organization_id, limit)
+        periods = [billing_period(r) for r in rows]
+        return BillingPeriodList(organization_id=organization_id, periods=periods)
+
+    return router
+
+
+def current_usage(organization_id: str, row: asyncpg.Record, now: datetime) -> Usage:
+    """The usage report of `row` (Reader.current_period); a calendar month if it has no period."""
+    if row["period_start"] is None:
+        start, end = billing.calendar_month(now)
+    else:
+        start, end = row["period_start"], row["period_end"]
+    plan_credits = row["plan_credits"] or billing.ZERO
+    extra = row["extra_credits"] or billing.ZERO
+    used = row["credits_used"] or billing.ZERO
+    total = billing.total(plan_credits, extra)
+    return Usage(
+        organization_id=organization_id,
+        period_start=start,
+        reset_at=end,
+        plan=row["plan"] or row["organization_plan"],
+        plan_credits=plan_credits,
+        extra_credits=extra,
+        total_credits=total,
+        credits_used=used,
+        credits_remaining=billing.remaining(plan_credits, extra, used),
+        percent_used=billing.percent_used(used, total),
+        average_daily_usage=billing.average_daily_usage(used, start, end, now),
+        auto_purchase=AutoPurchase(
+            enabled=row["ap_enabled"],
+            threshold_credits=row["auto_purchase_threshold"],
+            pack_credits=row["auto_purchase_pack"],
+        ),
+    )
+
+
+def billing_period(row: asyncpg.Record) -> BillingPeriod:
+    """One row of Reader.billing_periods, with the credits left in it."""
+    left = billing.remaining(row["plan_credits"], row["extra_credits"], row["credits_used"])
+    return BillingPeriod(**dict(row), credits_remaining=left)

@@ -1,0 +1,184 @@
+"""The API's billing arithmetic: exact decimals, and the calendar month as the fallback period."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from services.query_api import billing
+
+D = Decimal
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def test_total_is_plan_plus_extra_credits() -> None:
+    assert billing.total(D("10000"), D("500.25")) == D("10500.25")
+
+
+@pytest.mark.parametrize(
+    ("plan", "extra", "used", "left"),
+    [
+        (D("10000"), D("500"), D("7321.25"), D("3178.75")),
+        (D("0.1"), D("0.2"), D("0.3"), D("0")),  # exact: no float residue
+        (D("100"), D("0"), D("100"), D("0")),
+        (D("100"), D("0"), D("100.000001"), D("-0.000001")),
+        (D("100"), D("50"), D("400"), D("-250")),
+        (D("0"), D("0"), D("7"), D("-7")),
+    ],
+)
+def test_remaining_is_plan_plus_extra_minus_used_and_may_go_negative(
+    plan: Decimal, extra: Decimal, used: Decimal, left: Decimal
+) -> None:
+    assert billing.remaining(plan, extra, used) == left
+
+
+@pytest.mark.parametrize(
+    ("used", "total", "percent"),
+    [
+        (D("7321.25"), D("10500"), D("69.73")),
+        (D("1"), D("3"), D("33.33")),
+        (D("2"), D("3"), D("66.67")),
+        (D("1"), D("8"), D("12.50")),
+        (D("0.125"), D("100"), D("0.12")),  # half to even, as Decimal quantizes
+        (D("0.135"), D("100"), D("0.14")),
+        (D("150"), D("100"), D("150.00")),
+        (D("0"), D("100"), D("0.00")),
+    ],
+)
+def test_percent_used_is_quantized_to_hundredths(
+    used: Decimal, total: Decimal, percent: Decimal
+) -> None:
+    result = billing.percent_used(used, total)
+
+    assert result == percent
+    assert result.as_tuple().exponent == -2
+
+
+@pytest.mark.parametrize("used", [D("0"), D("12.5")])
+def test_percent_used_of_a_period_without_credits_is_zero(used: Decimal) -> None:
+    result = billing.percent_used(used, D("0"))
+
+    assert result == 0
+    assert str(result) == "0"
+
+
+@pytest.mark.parametrize(
+    ("used", "total", "ratio"),
+    [
+        (D("3"), D("4"), D("0.75")),
+        (D("150"), D("100"), D("1.5")),
+        (D("0"), D("10"), D("0")),
+        (D("1"), D("3"), D("0.3333333333333333333333333333")),
+    ],
+)
+def test_used_ratio_is_used_over_total(used: Decimal, total: Decimal, ratio: Decimal) -> None:
+    assert billing.used_ratio(used, total) == ratio
+
+
+def test_used_ratio_of_a_period_without_credits_is_undefined() -> None:
+    with pytest.raises(ArithmeticError):
+        billing.used_ratio(D("1"), D("0"))
+
+
+@pytest.mark.parametrize(
+    ("now", "days"),
+    [
+        (NOV_1 - timedelta(days=3), 1),  # not started yet: never fewer than one day
+        (NOV_1 - timedelta(microseconds=1), 1),
+        (NOV_1, 1),
+        (NOV_1 + timedelta(hours=23, minutes=59), 1),
+        (NOV_1 + timedelta(days=1), 2),
+        (datetime(2026, 11, 24, 12, tzinfo=UTC), 24),
+        (DEC_1 - timedelta(microseconds=1), 30),
+        (DEC_1, 31),  # counted up to the end instant, inclusive of its day
+        (DEC_1 + timedelta(days=40), 31),  # ended: no more days than up to the end
+    ],
+)
+def test_days_counted_run_from_the_period_start_to_now_or_its_end(now: datetime, days: int) -> None:
+    assert billing.days_counted(NOV_1, DEC_1, now) == days
+
+
+@pytest.mark.parametrize(
+    ("used", "now", "average"),
+    [
+        (D("100"), datetime(2026, 11, 3, 8, tzinfo=UTC), D("33.333333")),
+        (D("200"), datetime(2026, 11, 3, 8, tzinfo=UTC), D("66.666667")),
+        (D("7321.25"), datetime(2026, 11, 24, tzinfo=UTC), D("305.052083")),
+        (D("5"), NOV_1 - timedelta(days=2), D("5")),  # not started: all on one day
+        (D("310"), DEC_1 + timedelta(days=5), D("10")),  # ended: over its 31 counted days
+        (D("0"), datetime(2026, 11, 10, tzinfo=UTC), D("0")),
+        (D("-3"), datetime(2026, 11, 3, tzinfo=UTC), D("-1")),
+    ],
+)
+def test_average_daily_usage_is_quantized_to_millionths(
+    used: Decimal, now: datetime, average: Decimal
+) -> None:
+    result = billing.average_daily_usage(used, NOV_1, DEC_1, now)
+
+    assert result == average
+    assert result.as_tuple().exponent == -6
+
+
+@pytest.mark.parametrize(
+    ("t", "start"),
+    [
+        (datetime(2026, 11, 24, 9, 30, 15, 123, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)),
+        (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)),
+        (
+            datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+            datetime(2026, 12, 1, tzinfo=UTC),
+        ),
+        # Still February in UTC, already March in UTC+2.
+        (
+            datetime(2026, 3, 1, 0, 30, tzinfo=timezone(timedelta(hours=2))),
+            datetime(2026, 2, 1, tzinfo=UTC),
+        ),
+        # Already January in UTC, still December in UTC-5.
+        (
+            datetime(2026, 12, 31, 20, tzinfo=timezone(timedelta(hours=-5))),
+            datetime(2027, 1, 1, tzinfo=UTC),
+        ),
+    ],
+)
+def test_month_start_is_midnight_utc_on_the_first_of_the_utc_month(
+    t: datetime, start: datetime
+) -> None:
+    result = billing.month_start(t)
+
+    assert result == start
+    assert result.tzinfo == UTC
+
+
+@pytest.mark.parametrize(
+    ("t", "start", "end"),
+    [
+        (datetime(2026, 11, 24, tzinfo=UTC), (2026, 11, 1), (2026, 12, 1)),
+        (datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), (2026, 12, 1), (2027, 1, 1)),
+        (datetime(2027, 1, 1, tzinfo=UTC), (2027, 1, 1), (2027, 2, 1)),
+        (datetime(2027, 1, 31, 12, tzinfo=UTC), (2027, 1, 1), (2027, 2, 1)),
+        (datetime(2027, 2, 28, 23, tzinfo=UTC), (2027, 2, 1), (2027, 3, 1)),
+        (datetime(2028, 2, 29, 12, tzinfo=UTC), (2028, 2, 1), (2028, 3, 1)),  # leap year
+        (datetime(2100, 2, 28, tzinfo=UTC), (2100, 2, 1), (2100, 3, 1)),  # not a leap year
+        (datetime(2000, 2, 29, tzinfo=UTC), (2000, 2, 1), (2000, 3, 1)),  # a leap century
+        (datetime(2026, 7, 31, 23, 59, tzinfo=UTC), (2026, 7, 1), (2026, 8, 1)),
+    ],
+)
+def test_without_a_subscription_the_period_is_the_utc_calendar_month(
+    t: datetime, start: tuple[int, int, int], end: tuple[int, int, int]
+) -> None:
+    assert billing.calendar_month(t) == (
+        datetime(*start, tzinfo=UTC),
+        datetime(*end, tzinfo=UTC),
+    )
+
+
+def test_consecutive_calendar_months_meet_without_gap_or_overlap() -> None:
+    start, end = billing.calendar_month(datetime(2026, 1, 15, tzinfo=UTC))
+    for _ in range(60):
+        next_start, next_end = billing.calendar_month(end)
+        assert next_start == end
+        assert billing.calendar_month(end - timedelta(microseconds=1)) == (start, end)
+        start, end = next_start, next_end
