@@ -1,11 +1,11 @@
 # One image for every service: `metering ingest run`, `metering projector run`,
-# `metering api run`, `metering migrate`.
+# `metering api run`, `metering migrate`. Only schemas/ and services/ are installed:
+# the local stack and the demo (deploy/) are dev tooling.
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY schemas ./schemas
 COPY services ./services
-COPY deploy ./deploy
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim

@@ -5,13 +5,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 B ?=
 
-.PHONY: run test lint deps venv stack-up stack-down bench clean
+.PHONY: run test unit lint deps venv stack-up stack-down bench clean
+
+# The local stack and the demo are dev tooling, run from the checkout.
+DEV := $(BIN)/python -m deploy
 
 run: deps venv
-	$(BIN)/metering run
+	$(DEV) run
 
 test: deps venv
 	$(BIN)/pytest
+
+# The tests that need no server (no PostgreSQL, no Kafka), in seconds: the
+# contract agreement test draws 50 documents per schema instead of 500.
+unit: venv
+	METERING_CONTRACT_EXAMPLES=50 $(BIN)/pytest -m "not servers" -p no:cacheprovider
 
 lint: venv
 	$(BIN)/ruff check .
@@ -30,10 +38,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 stack-up: deps venv
-	$(BIN)/metering stack up
+	$(DEV) stack up
 
 stack-down: venv
-	$(BIN)/metering stack down
+	$(DEV) stack down
 
 bench: deps venv
 	$(BIN)/python -m bench $(B)

@@ -1,20 +1,23 @@
-"""The `metering` command: one entry point for the services and the local stack."""
+"""The `metering` command: one entry point for the services.
+
+The local stack and the demo are dev tooling, run from a checkout: `python -m deploy`.
+"""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from services.infra.settings import ConnectionSettings
 
+if TYPE_CHECKING:
+    from schemas import TypedEvent
+    from services.emitter.client import Mode
+
 app = typer.Typer(help="Credit metering service.", no_args_is_help=True)
-stack_app = typer.Typer(help="Local PostgreSQL and Kafka, without Docker.", no_args_is_help=True)
-app.add_typer(stack_app, name="stack")
 ingest_app = typer.Typer(help="Kafka -> validated, deduplicated event store.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 projector_app = typer.Typer(help="Event store -> read models.", no_args_is_help=True)
@@ -22,50 +25,6 @@ app.add_typer(projector_app, name="projector")
 api_app = typer.Typer(help="REST API over the read models.", no_args_is_help=True)
 app.add_typer(api_app, name="api")
 console = Console()
-
-
-@stack_app.command("up")
-def stack_up() -> None:
-    """Start PostgreSQL and Kafka (idempotent) and apply the migrations."""
-    from deploy.stack.local import LocalStack
-    from services.infra.migrations.runner import migrate
-
-    started = time.monotonic()
-    stack = LocalStack()
-    endpoints = stack.up()
-    migrate(endpoints.database_url)
-    console.print(f"[green]stack up[/green] in {time.monotonic() - started:.1f} s")
-    for name, value in endpoints.as_env().items():
-        console.print(f"export {name}={value}", soft_wrap=True, highlight=False)
-
-
-@stack_app.command("down")
-def stack_down() -> None:
-    """Stop what `stack up` started."""
-    from deploy.stack.local import LocalStack
-
-    LocalStack().down()
-    console.print("stack down")
-
-
-@stack_app.command("status")
-def stack_status() -> None:
-    """Show each server: running, stopped or external (from the environment)."""
-    from deploy.stack.local import LocalStack
-
-    table = Table("server", "state", "address")
-    for component in LocalStack().status():
-        table.add_row(component.name, component.state, component.address)
-    console.print(table)
-
-
-@stack_app.command("env")
-def stack_env() -> None:
-    """Print the stack's addresses as shell exports (for `eval $(metering stack env)`)."""
-    from deploy.stack.local import LocalStack
-
-    for name, value in LocalStack().endpoints().as_env().items():
-        print(f"export {name}={value}")
 
 
 @app.command("migrate")
@@ -78,43 +37,20 @@ def migrate_command() -> None:
     console.print(f"database at revision {current_revision(url)}")
 
 
-@app.command("run")
-def run_command(
-    organizations: Annotated[int, typer.Option(min=1)] = 20,
-    runs: Annotated[int, typer.Option(min=1, help="Scenario runs to simulate.")] = 1500,
-    exit_when_ready: Annotated[
-        bool, typer.Option(help="Stop the services once ready (for tests).")
-    ] = False,
-) -> None:
-    """Start the stack and all services, send demo traffic, serve until Ctrl-C."""
-    from deploy.demo import run_demo
-
-    run_demo(organizations, runs, exit_when_ready)
-
-
 @ingest_app.command("run")
 def ingest_run() -> None:
     """Consume the events topic into the event store until SIGTERM or Ctrl-C."""
-    import asyncio
-    import logging
+    from services.ingest.main import run
 
-    from services.ingest.app import build_app
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(build_app().run())
+    run()
 
 
 @projector_app.command("run")
 def projector_run() -> None:
     """Keep the read models up to date until SIGTERM or Ctrl-C."""
-    import asyncio
-    import logging
+    from services.projector.main import run
 
-    from services.projector.service import run_projector
-    from services.projector.settings import ProjectorSettings
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(run_projector(ConnectionSettings(), ProjectorSettings()))
+    run()
 
 
 @projector_app.command("rebuild")
@@ -135,8 +71,12 @@ def projector_rebuild(
     if projection != PROJECTION:
         raise typer.BadParameter(f"unknown projection {projection!r}; known: {PROJECTION}")
     url = ConnectionSettings().database_url
-    columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(),
-               TimeRemainingColumn())  # fmt: skip
+    columns = (
+        *Progress.get_default_columns()[:1],
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console) as bar:
         task = bar.add_task(f"rebuilding {projection}", total=None)
         report = asyncio.run(
@@ -159,11 +99,9 @@ def api_run(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
     """Serve the REST API and /metrics until SIGTERM or Ctrl-C."""
-    import uvicorn
+    from services.query_api.main import run
 
-    from services.query_api.app import create_app
-
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+    run(host, port)
 
 
 @app.command("token")
@@ -214,43 +152,46 @@ def emit_command(
 ) -> None:
     """Send well-formed CloudEvents to the events topic, keyed by organization."""
     import asyncio
-    import json
 
     from pydantic import ValidationError
-
-    from services.emitter import Emitter
-    from services.emitter.client import Mode, build_event
 
     if (type_name is None) == (file is None):
         raise typer.BadParameter("give either TYPE with --data, or --file")
     try:
-        if file is not None:
-            lines = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
-            events = [
-                build_event(line["type"], line["data"], source=source, event_id=line.get("id"))
-                for line in lines
-            ]
-        else:
-            assert type_name is not None
-            events = [
-                build_event(type_name, json.loads(data or "{}"), source=source, event_id=event_id)
-            ]
+        events = _events_to_emit(type_name, data, file, source, event_id)
     except (ValidationError, ValueError, KeyError) as error:
         console.print(f"[red]not sent[/red]: {error}")
         raise typer.Exit(2) from None
-
-    settings = ConnectionSettings()
-
-    async def send() -> None:
-        mode: Mode = "binary" if binary else "structured"
-        async with Emitter(
-            settings.kafka_bootstrap, settings.events_topic, source, mode
-        ) as emitter:
-            await emitter.send_many(events)
-
-    asyncio.run(send())
+    asyncio.run(_emit(events, source, binary))
     for event in events:
         print(f"sent {event.type} {event.id} for {event.subject}")
+
+
+def _events_to_emit(
+    type_name: str | None, data: str | None, file: Path | None, source: str, event_id: str | None
+) -> list[TypedEvent]:
+    """The events of `--file`, or the one event of TYPE with `--data`; raises for bad input."""
+    import json
+
+    from services.emitter.client import build_event
+
+    if file is not None:
+        lines = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+        return [
+            build_event(line["type"], line["data"], source=source, event_id=line.get("id"))
+            for line in lines
+        ]
+    assert type_name is not None
+    return [build_event(type_name, json.loads(data or "{}"), source=source, event_id=event_id)]
+
+
+async def _emit(events: list[TypedEvent], source: str, binary: bool) -> None:
+    from services.emitter import Emitter
+
+    settings = ConnectionSettings()
+    mode: Mode = "binary" if binary else "structured"
+    async with Emitter(settings.kafka_bootstrap, settings.events_topic, source, mode) as emitter:
+        await emitter.send_many(events)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Where the servers come from, in order: environment variables naming running
 servers (METERING_DATABASE_URL and METERING_KAFKA_BOOTSTRAP); testcontainers,
-where a Docker engine answers; else the local stack (`metering stack up`).
+where a Docker engine answers; else the local stack (`python -m deploy stack up`).
 Each test gets its own database (a copy of a migrated template) and its own
 topics, so no test sees another's data.
 """
@@ -26,6 +26,13 @@ from services.ingest.recorder import prepare_connection as prepare_recorder
 from services.projector.projection import prepare_connection
 
 TEMPLATE_DATABASE = "metering_test_template"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the real servers, so `-m "not servers"` runs the rest."""
+    for item in items:
+        if "servers" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.servers)
 
 
 def _with_database(url: str, database: str) -> str:

@@ -1,4 +1,7 @@
-"""`make run`: the stack, the three services and a scenario runner simulator, until Ctrl-C."""
+"""`make run`: the stack, the three services and a scenario runner simulator, until Ctrl-C.
+
+Dev tooling: it is not part of the installed service packages.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +17,15 @@ from aiokafka import AIOKafkaProducer
 from rich.console import Console
 from rich.progress import Progress
 
+from deploy.demo import simulator
 from deploy.stack.local import LocalStack
 from deploy.stack.processes import free_port, port_is_free
 from deploy.stack.services import ServiceProcess
-from services.emitter import Emitter, simulator
+from services import event_store
+from services.emitter import Emitter
 from services.infra.migrations.runner import migrate
-from services.ingest.app import ensure_topics
+from services.infra.topics import ensure_topics
+from services.projector.projection import PROJECTION
 from services.query_api.auth import sign
 
 TOPIC, DLQ = "metering.events", "metering.events.dlq"
@@ -57,11 +63,8 @@ async def _send_traffic(bootstrap: str, organizations: int, runs: int) -> int:
 async def _caught_up(database_url: str) -> bool:
     connection = await asyncpg.connect(database_url)
     try:
-        return bool(await connection.fetchval(
-            "SELECT coalesce((SELECT position FROM projection_checkpoints"
-            " WHERE projection = 'usage'), 0) >= coalesce((SELECT max(position) FROM events), 0)"
-            " AND (SELECT count(*) FROM events) > 0"
-        ))  # fmt: skip
+        stored = await event_store.max_position(connection) > 0
+        return stored and await event_store.caught_up(connection, PROJECTION)
     finally:
         await connection.close()
 
@@ -100,7 +103,7 @@ def run_demo(organizations: int = 20, runs: int = 1500, exit_when_ready: bool = 
     finally:
         for service in reversed(services):
             service.stop()
-        console.print("services stopped; the stack stays up (`.venv/bin/metering stack down`)")
+        console.print("services stopped; the stack stays up (`make stack-down`)")
 
 
 def _print_ready(port: int, secret: str, sent: int, seconds: float, logs: Path) -> None:
@@ -121,8 +124,9 @@ def _print_ready(port: int, secret: str, sent: int, seconds: float, logs: Path) 
         console.print(
             f"    curl -s -H 'Authorization: Bearer {token}' "
             f"{base}/v1/organizations/org-001/{path}",
-            soft_wrap=True, highlight=False,
-        )  # fmt: skip
+            soft_wrap=True,
+            highlight=False,
+        )
     console.print("Ctrl-C stops the services.")
 
 

@@ -44,16 +44,37 @@ def setup(orgs: list[str], now: datetime) -> list[TypedEvent]:
     events = []
     for org in orgs:
         start = (now - timedelta(days=rng.randint(1, 25))).replace(microsecond=0)
-        events.append(build_event(f"{SUBSCRIPTION_PERIOD_STARTED}.v1", {
-            "organization_id": org, "plan": "pro", "plan_credits": str(rng.choice([1000, 5000])),
-            "period_start": start, "period_end": start + timedelta(days=30),
-            "timezone": rng.choice(["UTC", "Europe/Prague", "America/New_York"]),
-        }, source=SOURCE, event_id=f"sub-{org}-{start:%Y%m%d}", time=start))  # fmt: skip
+        events.append(
+            build_event(
+                f"{SUBSCRIPTION_PERIOD_STARTED}.v1",
+                {
+                    "organization_id": org,
+                    "plan": "pro",
+                    "plan_credits": str(rng.choice([1000, 5000])),
+                    "period_start": start,
+                    "period_end": start + timedelta(days=30),
+                    "timezone": rng.choice(["UTC", "Europe/Prague", "America/New_York"]),
+                },
+                source=SOURCE,
+                event_id=f"sub-{org}-{start:%Y%m%d}",
+                time=start,
+            )
+        )
         if rng.random() < 0.5:
-            events.append(build_event(f"{AUTO_PURCHASE_CONFIGURED}.v1", {
-                "organization_id": org, "enabled": True, "threshold_credits": "100",
-                "pack_credits": "500",
-            }, source=SOURCE, event_id=f"auto-{org}", time=start))  # fmt: skip
+            events.append(
+                build_event(
+                    f"{AUTO_PURCHASE_CONFIGURED}.v1",
+                    {
+                        "organization_id": org,
+                        "enabled": True,
+                        "threshold_credits": "100",
+                        "pack_credits": "500",
+                    },
+                    source=SOURCE,
+                    event_id=f"auto-{org}",
+                    time=start,
+                )
+            )
     return events
 
 
@@ -67,9 +88,13 @@ def runs(orgs: list[str], count: int, now: datetime, seed: int = 7) -> Iterator[
         started = (now - timedelta(seconds=rng.randint(60, 5 * 86400))).replace(microsecond=0)
         trigger = rng.choice(["scheduled", "instant", "webhook", "manual"])
         base = {"organization_id": org, "scenario_id": scenario, "run_id": run}
-        yield build_event(f"{SCENARIO_RUN_STARTED}.v1", {**base, "trigger": trigger,
-                          "started_at": started}, source=SOURCE, event_id=f"{run}-start",
-                          time=started)  # fmt: skip
+        yield build_event(
+            f"{SCENARIO_RUN_STARTED}.v1",
+            {**base, "trigger": trigger, "started_at": started},
+            source=SOURCE,
+            event_id=f"{run}-start",
+            time=started,
+        )
         at = started
         status = "success"
         for position, (app, action, unit) in enumerate(rng.sample(MODULES, rng.randint(2, 5))):
@@ -78,16 +103,38 @@ def runs(orgs: list[str], count: int, now: datetime, seed: int = 7) -> Iterator[
                 credits = unit if unit is not None else Decimal(rng.randint(1, 9_999_999)) / 10**6
                 outcome = "error" if rng.random() < 0.02 else "success"
                 status = "error" if outcome == "error" else status
-                yield build_event(f"{MODULE_EXECUTION_COMPLETED}.v2", {
-                    **base, "module_id": str(position + 1), "app": app, "action": action,
-                    "operations": 1, "credits": str(credits), "started_at": at,
-                    "finished_at": at + timedelta(milliseconds=400), "status": outcome,
-                }, source=SOURCE, event_id=f"{run}-{position}-{loop}", time=at)  # fmt: skip
+                yield build_event(
+                    f"{MODULE_EXECUTION_COMPLETED}.v2",
+                    {
+                        **base,
+                        "module_id": str(position + 1),
+                        "app": app,
+                        "action": action,
+                        "operations": 1,
+                        "credits": str(credits),
+                        "started_at": at,
+                        "finished_at": at + timedelta(milliseconds=400),
+                        "status": outcome,
+                    },
+                    source=SOURCE,
+                    event_id=f"{run}-{position}-{loop}",
+                    time=at,
+                )
                 at += timedelta(seconds=1)
-        yield build_event(f"{SCENARIO_RUN_FINISHED}.v1", {
-            **base, "trigger": trigger, "status": status, "started_at": started,
-            "finished_at": at, "duration_ms": int((at - started).total_seconds() * 1000),
-        }, source=SOURCE, event_id=f"{run}-finish", time=at)  # fmt: skip
+        yield build_event(
+            f"{SCENARIO_RUN_FINISHED}.v1",
+            {
+                **base,
+                "trigger": trigger,
+                "status": status,
+                "started_at": started,
+                "finished_at": at,
+                "duration_ms": int((at - started).total_seconds() * 1000),
+            },
+            source=SOURCE,
+            event_id=f"{run}-finish",
+            time=at,
+        )
 
 
 def invalid_records() -> list[tuple[bytes, bytes]]:

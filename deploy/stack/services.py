@@ -33,8 +33,10 @@ class ServiceProcess:
         with self._log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "services.cli", *self.command],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         while not port_answers(self.metrics_port):
             if self.process.poll() is not None or time.monotonic() > deadline:

@@ -1,4 +1,4 @@
-"""`metering stack` brings up real servers idempotently and stops only its own."""
+"""`python -m deploy stack` brings up real servers idempotently and stops only its own."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import pytest
 
 from deploy.stack.kafka import broker_answers
 from deploy.stack.local import DATABASE_URL_ENV, KAFKA_BOOTSTRAP_ENV, LocalStack
+
+pytestmark = pytest.mark.servers  # starts servers of its own
 
 
 @pytest.fixture
