@@ -52,10 +52,20 @@ def _ms(value: str, unit: str) -> float:
 def wrk(url: str, token: str) -> dict[str, float]:
     """p50, p99 (ms) and requests/s of one endpoint."""
     out = subprocess.run(
-        ["wrk", "-t2", "-c32", f"-d{SECONDS}s", "--latency",
-         "-H", f"Authorization: Bearer {token}", url],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [
+            "wrk",
+            "-t2",
+            "-c32",
+            f"-d{SECONDS}s",
+            "--latency",
+            "-H",
+            f"Authorization: Bearer {token}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     found = re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.MULTILINE)
     percentiles = {p: _ms(value, unit) for p, value, unit in found}
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]

@@ -63,9 +63,12 @@ def main() -> dict[str, float]:
     console.print(f"seeding {EVENTS:,} events ...")
     seed_s = asyncio.run(seed(database))
     with Progress(
-        *Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(),
-        TimeRemainingColumn(), console=console,
-    ) as bar:  # fmt: skip
+        *Progress.get_default_columns()[:1],
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
         task = bar.add_task("rebuilding", total=EVENTS)
         report = asyncio.run(
             rebuild(

@@ -27,8 +27,14 @@ class Pipeline:
 def pipeline(
     servers: Endpoints, database_url: str, new_topic: str, tmp_path: Path
 ) -> Iterator[Pipeline]:
-    ingest = IngestProcess(database_url, servers.kafka_bootstrap, new_topic, f"{new_topic}.dlq",
-                           f"ingest-{uuid.uuid4().hex[:8]}", tmp_path)  # fmt: skip
+    ingest = IngestProcess(
+        database_url,
+        servers.kafka_bootstrap,
+        new_topic,
+        f"{new_topic}.dlq",
+        f"ingest-{uuid.uuid4().hex[:8]}",
+        tmp_path,
+    )
     projector = ProjectorProcess(database_url, tmp_path)
     api = ApiProcess(database_url, tmp_path, JWT_SECRET)
     started = []

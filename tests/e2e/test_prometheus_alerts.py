@@ -39,10 +39,15 @@ def start_prometheus(url: str, config: Path, api: str) -> subprocess.Popen[bytes
     )
     port = int(url.rsplit(":", 1)[1])
     process = subprocess.Popen(
-        [shutil.which("prometheus") or "prometheus", f"--config.file={config}",
-         f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.path={config.parent / 'tsdb'}"],
-        stdout=(config.parent / "prometheus.log").open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            shutil.which("prometheus") or "prometheus",
+            f"--config.file={config}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--storage.tsdb.path={config.parent / 'tsdb'}",
+        ],
+        stdout=(config.parent / "prometheus.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 30
     while not port_answers(port):
         assert time.monotonic() < deadline, (config.parent / "prometheus.log").read_text()
@@ -58,14 +63,24 @@ async def test_an_organization_past_90_percent_raises_the_alert(
     try:
         now = datetime.now(UTC).replace(microsecond=0)
         async with Emitter(servers.kafka_bootstrap, pipeline.topic, "test") as emitter:
-            await emitter.emit("com.metering.subscription.period_started.v1", {
-                "organization_id": "org-hot", "plan": "core", "plan_credits": "100",
-                "period_start": now - timedelta(days=3), "period_end": now + timedelta(days=27),
-            }, event_id="sub", time=now - timedelta(days=3))  # fmt: skip
-            await emitter.send_many([
-                module_execution("org-hot", i, Decimal("9.5"), when=now - timedelta(hours=1))
-                for i in range(10)
-            ])  # 95 of 100  # fmt: skip
+            await emitter.emit(
+                "com.metering.subscription.period_started.v1",
+                {
+                    "organization_id": "org-hot",
+                    "plan": "core",
+                    "plan_credits": "100",
+                    "period_start": now - timedelta(days=3),
+                    "period_end": now + timedelta(days=27),
+                },
+                event_id="sub",
+                time=now - timedelta(days=3),
+            )
+            await emitter.send_many(
+                [
+                    module_execution("org-hot", i, Decimal("9.5"), when=now - timedelta(hours=1))
+                    for i in range(10)
+                ]
+            )  # 95 of 100
 
         async def alerted() -> bool:
             async with httpx.AsyncClient() as client:

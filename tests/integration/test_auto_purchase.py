@@ -28,13 +28,20 @@ def pipeline(
     servers: Endpoints, database_url: str, new_topic: str, tmp_path: Path
 ) -> Iterator[tuple[IngestProcess, ProjectorProcess]]:
     ingest = IngestProcess(
-        database_url, servers.kafka_bootstrap, new_topic, f"{new_topic}.dlq",
-        f"ingest-{uuid.uuid4().hex[:8]}", tmp_path,
-    )  # fmt: skip
+        database_url,
+        servers.kafka_bootstrap,
+        new_topic,
+        f"{new_topic}.dlq",
+        f"ingest-{uuid.uuid4().hex[:8]}",
+        tmp_path,
+    )
     projector = ProjectorProcess(
-        database_url, tmp_path, batch_size=100, kafka_bootstrap=servers.kafka_bootstrap,
+        database_url,
+        tmp_path,
+        batch_size=100,
+        kafka_bootstrap=servers.kafka_bootstrap,
         topic=new_topic,
-    )  # fmt: skip
+    )
     ingest.start()
     projector.start()
     yield ingest, projector
@@ -57,20 +64,41 @@ async def test_each_crossing_buys_one_pack_even_when_the_projector_restarts(
     now = datetime.now(UTC).replace(microsecond=0)
     start, end = now - timedelta(days=10), now + timedelta(days=20)
     async with Emitter(servers.kafka_bootstrap, new_topic, "runner-test") as emitter:
-        await emitter.emit("com.metering.subscription.period_started.v1", {
-            "organization_id": "org-1", "plan": "core", "plan_credits": "100",
-            "period_start": start, "period_end": end}, event_id="sub-1", time=start)  # fmt: skip
-        await emitter.emit("com.metering.credits.auto_purchase_configured.v1", {
-            "organization_id": "org-1", "enabled": True, "threshold_credits": "20",
-            "pack_credits": "50"}, event_id="auto-1", time=start)  # fmt: skip
-        usage = [module_execution("org-1", i, Decimal(5), when=now - timedelta(hours=1))
-                 for i in range(17)]  # fmt: skip
+        await emitter.emit(
+            "com.metering.subscription.period_started.v1",
+            {
+                "organization_id": "org-1",
+                "plan": "core",
+                "plan_credits": "100",
+                "period_start": start,
+                "period_end": end,
+            },
+            event_id="sub-1",
+            time=start,
+        )
+        await emitter.emit(
+            "com.metering.credits.auto_purchase_configured.v1",
+            {
+                "organization_id": "org-1",
+                "enabled": True,
+                "threshold_credits": "20",
+                "pack_credits": "50",
+            },
+            event_id="auto-1",
+            time=start,
+        )
+        usage = [
+            module_execution("org-1", i, Decimal(5), when=now - timedelta(hours=1))
+            for i in range(17)
+        ]
         await emitter.send_many(usage)  # 85 used of 100: 15 left, below 20
 
         await eventually(lambda: _extra_at_least(db, Decimal(50)))
         assert await db.fetch(AUTOMATIC) != []
-        more = [module_execution("org-1", 100 + i, Decimal(5), when=now - timedelta(minutes=30))
-                for i in range(10)]  # fmt: skip
+        more = [
+            module_execution("org-1", 100 + i, Decimal(5), when=now - timedelta(minutes=30))
+            for i in range(10)
+        ]
         await emitter.send_many(more)  # 135 used of 150: 15 left, a second crossing
 
         await eventually(lambda: _extra_at_least(db, Decimal(100)))

@@ -19,12 +19,19 @@ PURCHASE = {
 
 
 def emit(servers: Endpoints, topic: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "METERING_KAFKA_BOOTSTRAP": servers.kafka_bootstrap,
-           "METERING_EVENTS_TOPIC": topic}  # fmt: skip
+    env = {
+        **os.environ,
+        "METERING_KAFKA_BOOTSTRAP": servers.kafka_bootstrap,
+        "METERING_EVENTS_TOPIC": topic,
+    }
     return subprocess.run(
         [sys.executable, "-m", "services.cli", "emit", *args],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 async def test_emit_sends_a_structured_cloudevent_keyed_by_organization(

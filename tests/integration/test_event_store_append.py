@@ -66,9 +66,10 @@ async def test_same_id_with_another_payload_keeps_the_first_and_records_the_seco
     await append(db, [event("a", 0)], [])
 
     result = await append(
-        db, [event("a", 5, '{"credits": "2"}'), event("b", 6, '{"x": 1}'),
-                     event("b", 7, '{"x": 2}')], []
-    )  # fmt: skip
+        db,
+        [event("a", 5, '{"credits": "2"}'), event("b", 6, '{"x": 1}'), event("b", 7, '{"x": 2}')],
+        [],
+    )
 
     assert [e.id for e in result.accepted] == ["b"]
     assert sorted((c.id, c.record.origin.offset) for c in result.conflicts) == [("a", 5), ("b", 7)]
@@ -81,8 +82,9 @@ async def test_same_id_with_another_payload_keeps_the_first_and_records_the_seco
         "SELECT id, reason_code, kafka_offset, raw FROM rejected_events ORDER BY kafka_offset"
     )
     assert [(r["id"], r["reason_code"], r["kafka_offset"]) for r in rejected] == [
-        ("a", "conflict", 5), ("b", "conflict", 7)
-    ]  # fmt: skip
+        ("a", "conflict", 5),
+        ("b", "conflict", 7),
+    ]
     assert rejected[0]["raw"] == b'{"credits": "2"}'
 
 

@@ -59,9 +59,14 @@ async def test_ingest_survives_postgres_going_away_for_a_few_seconds(
     rng = random.Random(3)
     events = [module_execution(f"org-{i % 20}", i, random_credits(rng)) for i in range(60_000)]
     ingest = IngestProcess(
-        url, servers.kafka_bootstrap, new_topic, f"{new_topic}.dlq",
-        f"ingest-{uuid.uuid4().hex[:8]}", tmp_path, max_batch=500,
-    )  # fmt: skip
+        url,
+        servers.kafka_bootstrap,
+        new_topic,
+        f"{new_topic}.dlq",
+        f"ingest-{uuid.uuid4().hex[:8]}",
+        tmp_path,
+        max_batch=500,
+    )
     async with Emitter(servers.kafka_bootstrap, new_topic, "runner-test") as emitter:
         await emitter.send_many(events[:20_000])
         ingest.start()

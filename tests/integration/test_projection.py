@@ -86,7 +86,7 @@ async def test_totals_reconcile_module_to_run_to_scenario_to_organization(
             SELECT organization_id, sum(credits_used) AS c FROM billing_periods GROUP BY 1
         ) p USING (organization_id)
         WHERE d.c <> p.c
-    """)  # fmt: skip
+    """)
     assert mismatches == []
 
 
@@ -100,11 +100,18 @@ async def test_days_follow_the_organization_time_zone_and_periods_its_subscripti
 
     subscription = build_event(
         "com.metering.subscription.period_started.v1",
-        {"organization_id": "org-ny", "plan": "pro", "plan_credits": "10000",
-         "period_start": "2026-11-15T05:00:00Z", "period_end": "2026-12-15T05:00:00Z",
-         "timezone": "America/New_York"},
-        source="test", event_id="sub-1", time=datetime(2026, 11, 15, 5, tzinfo=UTC),
-    )  # fmt: skip
+        {
+            "organization_id": "org-ny",
+            "plan": "pro",
+            "plan_credits": "10000",
+            "period_start": "2026-11-15T05:00:00Z",
+            "period_end": "2026-12-15T05:00:00Z",
+            "timezone": "America/New_York",
+        },
+        source="test",
+        event_id="sub-1",
+        time=datetime(2026, 11, 15, 5, tzinfo=UTC),
+    )
     late_evening = module_execution(
         "org-ny", 1, Decimal("2"), when=datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
     )
@@ -121,8 +128,16 @@ async def test_days_follow_the_organization_time_zone_and_periods_its_subscripti
         " ORDER BY period_start"
     )
     assert [tuple(r) for r in periods] == [
-        (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC), Decimal(0),
-         Decimal("3")),
-        (datetime(2026, 11, 15, 5, tzinfo=UTC), datetime(2026, 12, 15, 5, tzinfo=UTC),
-         Decimal("10000"), Decimal("2")),
-    ]  # fmt: skip
+        (
+            datetime(2026, 11, 1, tzinfo=UTC),
+            datetime(2026, 12, 1, tzinfo=UTC),
+            Decimal(0),
+            Decimal("3"),
+        ),
+        (
+            datetime(2026, 11, 15, 5, tzinfo=UTC),
+            datetime(2026, 12, 15, 5, tzinfo=UTC),
+            Decimal("10000"),
+            Decimal("2"),
+        ),
+    ]

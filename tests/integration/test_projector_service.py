@@ -59,11 +59,20 @@ async def test_late_events_land_in_their_own_day_and_period(
     await store(db, [module_execution("org-1", 1, Decimal("5"), when=november, run="run-9")])
     finished = build_event(
         "com.metering.scenario_run.finished.v1",
-        {"organization_id": "org-1", "scenario_id": "scn-1", "run_id": "run-9",
-         "trigger": "scheduled", "status": "success", "started_at": november.isoformat(),
-         "finished_at": november.isoformat(), "duration_ms": 1200},
-        source="test", event_id="fin-9", time=november,
-    )  # fmt: skip
+        {
+            "organization_id": "org-1",
+            "scenario_id": "scn-1",
+            "run_id": "run-9",
+            "trigger": "scheduled",
+            "status": "success",
+            "started_at": november.isoformat(),
+            "finished_at": november.isoformat(),
+            "duration_ms": 1200,
+        },
+        source="test",
+        event_id="fin-9",
+        time=november,
+    )
     await store(db, [finished], first_offset=1)
     await eventually(lambda: _checkpoint_at_least(db, 2))
 
@@ -82,8 +91,9 @@ async def test_late_events_land_in_their_own_day_and_period(
     ]
     days = await db.fetch("SELECT day, credits_used FROM organization_daily_usage ORDER BY day")
     assert [(str(r[0]), r[1]) for r in days] == [
-        ("2026-10-03", Decimal("1.25")), ("2026-11-24", Decimal("5.5"))
-    ]  # fmt: skip
+        ("2026-10-03", Decimal("1.25")),
+        ("2026-11-24", Decimal("5.5")),
+    ]
     metrics = projector.metrics()
     assert metrics['projector_events_total{projection="usage"}'] == 4
     assert metrics['projector_lag_positions{projection="usage"}'] == 0

@@ -25,24 +25,36 @@ def other_events(rng: random.Random, count: int) -> list[TypedEvent]:
         data: dict[str, object]
         kind = rng.choices(["subscription", "finished", "adjusted"], weights=[1, 10, 10])[0]
         if kind == "subscription":
-            data = {"organization_id": org, "plan": "pro", "plan_credits": "10000",
-                    "period_start": when.isoformat(),
-                    "period_end": (when + timedelta(days=30)).isoformat(),
-                    "timezone": rng.choice(["Europe/Prague", "America/New_York"])}  # fmt: skip
+            data = {
+                "organization_id": org,
+                "plan": "pro",
+                "plan_credits": "10000",
+                "period_start": when.isoformat(),
+                "period_end": (when + timedelta(days=30)).isoformat(),
+                "timezone": rng.choice(["Europe/Prague", "America/New_York"]),
+            }
             type_name = "com.metering.subscription.period_started.v1"
         elif kind == "finished":
             scenario = f"scn-{rng.randrange(8)}"
-            data = {"organization_id": org, "scenario_id": scenario,
-                    "run_id": f"run-{org}-{scenario}-{rng.randrange(50)}",
-                    "trigger": "scheduled",
-                    "status": rng.choice(["success", "error"]), "started_at": when.isoformat(),
-                    "finished_at": when.isoformat(),
-                    "duration_ms": rng.randrange(10_000)}  # fmt: skip
+            data = {
+                "organization_id": org,
+                "scenario_id": scenario,
+                "run_id": f"run-{org}-{scenario}-{rng.randrange(50)}",
+                "trigger": "scheduled",
+                "status": rng.choice(["success", "error"]),
+                "started_at": when.isoformat(),
+                "finished_at": when.isoformat(),
+                "duration_ms": rng.randrange(10_000),
+            }
             type_name = "com.metering.scenario_run.finished.v1"
         else:
-            data = {"organization_id": org, "credits": f"-{rng.randrange(100)}.5",
-                    "reason_code": "refund", "corrects_event": {"source": "test", "id": "m-1"},
-                    "corrects_time": when.isoformat()}  # fmt: skip
+            data = {
+                "organization_id": org,
+                "credits": f"-{rng.randrange(100)}.5",
+                "reason_code": "refund",
+                "corrects_event": {"source": "test", "id": "m-1"},
+                "corrects_time": when.isoformat(),
+            }
             type_name = "com.metering.credits.adjusted.v1"
         events.append(build_event(type_name, data, source="test", event_id=f"o-{i}", time=when))
     return events

@@ -54,23 +54,47 @@ def history(seed: int, events: int, organizations: int = 5) -> tuple[list[TypedE
         when = start + timedelta(seconds=rng.randrange(92 * 86400))
         if rng.random() < 0.02:
             credits = Decimal(rng.randint(1, 10_000))
-            out.append(build_event(T + "credits.purchased.v1", {
-                "organization_id": org, "credits": str(credits), "purchase": "manual",
-                "purchased_at": when.isoformat(),
-            }, source="test", event_id=f"p-{i}", time=when))  # fmt: skip
+            out.append(
+                build_event(
+                    T + "credits.purchased.v1",
+                    {
+                        "organization_id": org,
+                        "credits": str(credits),
+                        "purchase": "manual",
+                        "purchased_at": when.isoformat(),
+                    },
+                    source="test",
+                    event_id=f"p-{i}",
+                    time=when,
+                )
+            )
             expected.period_extra[(org, month_start(when))] += credits
             continue
         scenario = f"scn-{rng.randrange(8)}"
         run = f"run-{org}-{scenario}-{rng.randrange(events // 40 + 1)}"
         module = str(rng.randrange(6))
         credits = Decimal(rng.randint(0, 9_999_999)) / Decimal(1_000_000)
-        out.append(build_event(T + "module_execution.completed.v2", {
-            "organization_id": org, "scenario_id": scenario, "run_id": run, "module_id": module,
-            "app": "openai", "action": "createCompletion", "operations": 1,
-            "credits": str(credits), "started_at": when.isoformat(),
-            "finished_at": (when + timedelta(seconds=1)).isoformat(),
-            "status": rng.choice(["success", "success", "warning", "error"]),
-        }, source="test", event_id=f"m-{i}", time=when))  # fmt: skip
+        out.append(
+            build_event(
+                T + "module_execution.completed.v2",
+                {
+                    "organization_id": org,
+                    "scenario_id": scenario,
+                    "run_id": run,
+                    "module_id": module,
+                    "app": "openai",
+                    "action": "createCompletion",
+                    "operations": 1,
+                    "credits": str(credits),
+                    "started_at": when.isoformat(),
+                    "finished_at": (when + timedelta(seconds=1)).isoformat(),
+                    "status": rng.choice(["success", "success", "warning", "error"]),
+                },
+                source="test",
+                event_id=f"m-{i}",
+                time=when,
+            )
+        )
         period = month_start(when)
         expected.period_used[(org, period)] += credits
         expected.daily[(org, when.date())] += credits

@@ -27,8 +27,10 @@ def test_compose_file_matches_the_compose_specification() -> None:
     checker = Path(sys.executable).parent / "check-jsonschema"
     result = subprocess.run(
         [str(checker), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -15,9 +15,22 @@ from services.query_api.metrics import REGISTRY as API_REGISTRY
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 PROMQL_WORDS = {
-    "sum", "by", "rate", "topk", "count", "max", "histogram_quantile", "le", "route", "status",
-    "type", "partition", "organization", "reason", "scenario",
-}  # fmt: skip
+    "sum",
+    "by",
+    "rate",
+    "topk",
+    "count",
+    "max",
+    "histogram_quantile",
+    "le",
+    "route",
+    "status",
+    "type",
+    "partition",
+    "organization",
+    "reason",
+    "scenario",
+}
 
 
 def exported_names() -> set[str]:

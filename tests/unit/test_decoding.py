@@ -21,9 +21,15 @@ STRUCTURED = (("content-type", b"application/cloudevents+json"),)
 
 def envelope(**changes: Any) -> dict[str, Any]:
     return {
-        "specversion": "1.0", "id": "evt-1", "source": "runner-eu1", "type": MODULE_V2,
-        "subject": "org-1", "time": "2026-11-24T09:30:01Z", "data": DATA, **changes,
-    }  # fmt: skip
+        "specversion": "1.0",
+        "id": "evt-1",
+        "source": "runner-eu1",
+        "type": MODULE_V2,
+        "subject": "org-1",
+        "time": "2026-11-24T09:30:01Z",
+        "data": DATA,
+        **changes,
+    }
 
 
 def record(

@@ -17,19 +17,31 @@ MODULE_V2 = "com.metering.module_execution.completed.v2"
 
 
 def envelope(type_name: str, data: dict[str, Any]) -> bytes:
-    return json.dumps({
-        "specversion": "1.0", "id": "evt-1", "source": "runner-eu1", "type": type_name,
-        "subject": "org-1", "time": "2026-11-24T09:30:01Z", "data": data,
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": "evt-1",
+            "source": "runner-eu1",
+            "type": type_name,
+            "subject": "org-1",
+            "time": "2026-11-24T09:30:01Z",
+            "data": data,
+        }
+    ).encode()
 
 
 def module_v1() -> dict[str, Any]:
     return {
-        "organization_id": "org-1", "scenario_id": "scn-7", "run_id": "run-42",
-        "module_id": "3", "module_type": "openai:createCompletion", "operations": 1,
-        "credits": "2.5", "started_at": "2026-11-24T09:30:00Z",
+        "organization_id": "org-1",
+        "scenario_id": "scn-7",
+        "run_id": "run-42",
+        "module_id": "3",
+        "module_type": "openai:createCompletion",
+        "operations": 1,
+        "credits": "2.5",
+        "started_at": "2026-11-24T09:30:00Z",
         "finished_at": "2026-11-24T09:30:01Z",
-    }  # fmt: skip
+    }
 
 
 def test_credits_keep_every_decimal_place() -> None:
@@ -67,8 +79,10 @@ def test_a_v1_module_execution_is_upcast_to_v2() -> None:
     assert new.type == MODULE_V2
     assert isinstance(new.data, ModuleExecutionCompletedV2)
     assert (new.data.app, new.data.action, new.data.status) == (
-        "openai", "createCompletion", "success"
-    )  # fmt: skip
+        "openai",
+        "createCompletion",
+        "success",
+    )
     assert new.data.credits == Decimal("2.5")
     assert (new.id, new.source, new.subject, new.time) == (
         old.id,
