@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from schemas.fields import (
     MAX_COUNT,
@@ -20,6 +20,7 @@ from schemas.fields import (
     Text,
     Timestamp,
 )
+from schemas.timezones import known_time_zone
 
 ExecutionStatus = Literal["success", "warning", "error"]
 RunStatus = Literal["success", "warning", "error", "incomplete"]
@@ -32,12 +33,7 @@ ModuleType = Annotated[
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}:[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$",
     ),
 ]
-TimeZoneName = Annotated[
-    str,
-    StringConstraints(
-        strict=True, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
-    ),
-]
+TimeZoneName = Annotated[str, StringConstraints(strict=True), AfterValidator(known_time_zone)]
 
 
 class Closed(BaseModel):

@@ -21,6 +21,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from deploy.stack.local import DATABASE_URL_ENV, KAFKA_BOOTSTRAP_ENV, Endpoints, LocalStack
+from services.infra import database
 from services.infra.migrations.runner import migrate
 from services.ingest.recorder import prepare_connection as prepare_recorder
 from services.projector.projection import prepare_connection
@@ -117,7 +118,7 @@ def empty_database_url(servers: Endpoints) -> Iterator[str]:
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     """A connection to this test's database, ready to append batches and project them."""
-    connection = await asyncpg.connect(database_url)
+    connection = await database.connect(database_url)
     await prepare_connection(connection)
     await prepare_recorder(connection)
     yield connection

@@ -12,7 +12,6 @@ import signal
 import time
 from pathlib import Path
 
-import asyncpg
 from aiokafka import AIOKafkaProducer
 from rich.console import Console
 from rich.progress import Progress
@@ -23,6 +22,7 @@ from deploy.stack.processes import free_port, port_is_free
 from deploy.stack.services import ServiceProcess
 from services import event_store
 from services.emitter import Emitter
+from services.infra import database
 from services.infra.migrations.runner import migrate
 from services.infra.topics import ensure_topics
 from services.projector.projection import PROJECTION
@@ -61,7 +61,7 @@ async def _send_traffic(bootstrap: str, organizations: int, runs: int) -> int:
 
 
 async def _caught_up(database_url: str) -> bool:
-    connection = await asyncpg.connect(database_url)
+    connection = await database.connect(database_url)
     try:
         stored = await event_store.max_position(connection) > 0
         return stored and await event_store.caught_up(connection, PROJECTION)

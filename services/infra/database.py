@@ -21,6 +21,16 @@ POSTGRES_TRANSIENT: tuple[type[BaseException], ...] = (
 )
 """Errors that pass when the server comes back: retried, never a reason to give up."""
 
+SESSION_SETTINGS = {"timezone": "UTC"}
+"""Pinned on every connection: date arithmetic in SQL (a day, a month, `::date`) must not
+depend on the server's default zone, which initdb copies from the machine."""
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    """A connection of its own, with the session settings every service relies on."""
+    connection: asyncpg.Connection = await asyncpg.connect(url, server_settings=SESSION_SETTINGS)
+    return connection
+
 
 async def create_pool(
     url: str,
@@ -28,6 +38,8 @@ async def create_pool(
     size: int = 2,
     init: Callable[[asyncpg.Connection], Coroutine[Any, Any, None]] | None = None,
 ) -> asyncpg.Pool:
-    """A small pool; `init` prepares each new connection (temporary tables, say)."""
-    pool: asyncpg.Pool = await asyncpg.create_pool(url, min_size=1, max_size=size, init=init)
+    """A small pool with the session settings; `init` prepares each new connection."""
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        url, min_size=1, max_size=size, init=init, server_settings=SESSION_SETTINGS
+    )
     return pool

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import asyncpg
 from aiokafka.errors import KafkaError
 
 from schemas.catalog import EXTRA_CREDITS_PURCHASED
 from services.emitter import Emitter, build_event
+from services.infra import database
 from services.infra.database import POSTGRES_TRANSIENT
 from services.infra.retry import retry_forever
 from services.infra.waiting import wait_event
@@ -52,7 +52,7 @@ class PurchaseSender:
             await wait_event(self.poke, interval_s)
 
     async def send_pending(self) -> int:
-        connection = await asyncpg.connect(self.database_url)
+        connection = await database.connect(self.database_url)
         try:
             rows = await connection.fetch(PENDING)
             if not rows:

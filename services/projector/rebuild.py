@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from services import event_store
+from services.infra import database
 from services.projector.projection import (
     BATCH_LOCK,
     PROJECTION,
@@ -57,7 +58,7 @@ async def rebuild(
     """
     started = time.perf_counter()
     sql = queries("rebuild.sql")
-    connection = await asyncpg.connect(database_url)
+    connection = await database.connect(database_url)
     try:
         if not await connection.fetchval(sql["rebuild_lock"], REBUILD_LOCK):
             raise RebuildRunning("another rebuild of this database is running")

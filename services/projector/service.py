@@ -16,6 +16,7 @@ import zlib
 import asyncpg
 
 from services import event_store
+from services.infra import database
 from services.infra.database import POSTGRES_TRANSIENT
 from services.infra.settings import ConnectionSettings
 from services.infra.waiting import wait_event
@@ -68,7 +69,7 @@ class Projector:
                 await asyncio.sleep(self.settings.lock_retry_s)
 
     async def _run_while_connected(self, stop: asyncio.Event) -> None:
-        lock = await asyncpg.connect(self.database_url)
+        lock = await database.connect(self.database_url)
         try:
             while not await lock.fetchval(
                 "SELECT pg_try_advisory_lock($1)", lock_key(self.projection)
@@ -77,7 +78,7 @@ class Projector:
                 if await wait_event(stop, self.settings.lock_retry_s):
                     return
             metrics.ACTIVE.labels(self.projection).set(1)
-            work = await asyncpg.connect(self.database_url)
+            work = await database.connect(self.database_url)
             try:
                 await prepare_connection(work)
                 await event_store.listen(work, self._wake.set)
