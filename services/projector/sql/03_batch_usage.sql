@@ -2,7 +2,8 @@
 -- Every event of the batch that moves credits, with the billing period and day
 -- it counts in: module executions and adjustments (credits used) and
 -- purchases (extra credits). An event counts in the period and day of its own
--- time (an adjustment: of the event it corrects), whenever it arrives.
+-- time (an adjustment: of the event it corrects; a purchase: its purchased_at,
+-- however late it is sent), whenever it arrives.
 -- Organizations without subscription events get calendar months in UTC.
 INSERT INTO batch_usage
 SELECT b.position, b.source, b.id, b.organization_id, u.scenario_id, u.run_id, u.module_id, u.app, u.action,
@@ -21,6 +22,7 @@ CROSS JOIN LATERAL (
                 ELSE 0 END AS extra_credits,
            coalesce((d->>'operations')::bigint, 0) AS operations,
            CASE WHEN b.type LIKE 'com.metering.credits.adjusted.%' THEN (d->>'corrects_time')::timestamptz
+                WHEN b.type LIKE 'com.metering.credits.purchased.%' THEN (d->>'purchased_at')::timestamptz
                 ELSE b.time END AS counted_at,
            (d->>'started_at')::timestamptz AS started_at,
            (d->>'finished_at')::timestamptz AS finished_at,

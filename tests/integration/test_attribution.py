@@ -1,0 +1,74 @@
+"""Credits land in the billing period and day of the event's own time (REVIEW §B)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import asyncpg
+
+from schemas import TypedEvent
+from services.emitter import build_event
+from tests.support.projecting import project_everything
+from tests.support.store import store
+
+
+def period_started(org: str, start: datetime, end: datetime, credits: str = "1000") -> TypedEvent:
+    return build_event(
+        "com.metering.subscription.period_started.v1",
+        {
+            "organization_id": org,
+            "plan": "pro",
+            "plan_credits": credits,
+            "period_start": start,
+            "period_end": end,
+            "timezone": "UTC",
+        },
+        source="billing",
+        event_id=f"sub-{org}-{start:%Y%m%d}",
+        time=start,
+    )
+
+
+def purchase(org: str, credits: str, purchased_at: datetime, sent_at: datetime) -> TypedEvent:
+    return build_event(
+        "com.metering.credits.purchased.v1",
+        {
+            "organization_id": org,
+            "credits": credits,
+            "purchase": "manual",
+            "purchased_at": purchased_at,
+        },
+        source="billing",
+        event_id=f"purchase-{org}-{purchased_at:%Y%m%d%H%M}",
+        time=sent_at,
+    )
+
+
+async def extra_by_period(db: asyncpg.Connection, org: str) -> list[tuple[datetime, Decimal]]:
+    rows = await db.fetch(
+        "SELECT period_start, extra_credits FROM billing_periods WHERE organization_id = $1"
+        " ORDER BY period_start",
+        org,
+    )
+    return [(r["period_start"], r["extra_credits"]) for r in rows]
+
+
+async def test_extra_credits_count_in_the_period_they_were_purchased_in_not_sent_in(
+    db: asyncpg.Connection,
+) -> None:
+    # REVIEW B5: bought in October, stamped (sent) on November 3.
+    october = datetime(2026, 10, 1, tzinfo=UTC)
+    november = datetime(2026, 11, 1, tzinfo=UTC)
+    december = datetime(2026, 12, 1, tzinfo=UTC)
+    await store(db, [period_started("org-1", october, november)])
+    await store(db, [period_started("org-1", november, december)], first_offset=1)
+    await store(
+        db,
+        [purchase("org-1", "500", datetime(2026, 10, 20, 10, tzinfo=UTC), november.replace(day=3))],
+        first_offset=2,
+    )
+
+    await project_everything(db, 100)
+
+    assert await extra_by_period(db, "org-1") == [(october, Decimal(500)), (november, Decimal(0))]
