@@ -9,7 +9,7 @@ Python and Rust) and `$` in the ECMA-262 sense (end of input).
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -22,7 +22,7 @@ IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
 CREDITS_PATTERN = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?$"
 SIGNED_CREDITS_PATTERN = r"^-?(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?$"
 TIMESTAMP_PATTERN = (
-    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
     r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
     r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
 )
@@ -60,9 +60,15 @@ def _timestamp(value: Any) -> datetime:
     if isinstance(value, datetime):
         if value.utcoffset() is None:
             raise ValueError("time must be timezone-aware")
-        return value
-    # The pattern fixes the shape; fromisoformat rejects impossible dates (Feb 30).
-    return datetime.fromisoformat(_string_matching(value, _TIMESTAMP, "time"))
+    else:
+        # The pattern fixes the shape; fromisoformat rejects impossible dates (Feb 30).
+        value = datetime.fromisoformat(_string_matching(value, _TIMESTAMP, "time"))
+    # One instant, one form: `+01:00` and `Z` spellings hash, store and compare alike.
+    try:
+        in_utc: datetime = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time is out of range once converted to UTC") from None
+    return in_utc
 
 
 def _json_integer(value: Any) -> Any:
@@ -88,7 +94,8 @@ SignedCredits = Annotated[Decimal, BeforeValidator(_signed_credits)]
 """An exact amount of credits that may be negative (corrections)."""
 
 Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
-"""An RFC 3339 time with seconds and an offset, e.g. 2026-11-24T09:30:00.250Z."""
+"""An RFC 3339 time with seconds and an offset (years 2000 to 2099), e.g.
+2026-11-24T09:30:00.250+01:00; held in UTC, so one instant has one form."""
 
 Count = Annotated[int, BeforeValidator(_json_integer)]
 """A JSON integer (3 or 3.0); bounds are set per field."""

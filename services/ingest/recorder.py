@@ -55,7 +55,8 @@ RETURNING source, id
 """
 
 # A separate statement from the insert, so it sees rows that concurrent
-# writers committed while the insert waited on them.
+# writers committed while the insert waited on them, and the rows the insert
+# itself stored: each copy is compared with the stored one.
 _CLASSIFY_NOT_INSERTED = """
 SELECT i.ord,
        e.payload_sha256 = i.payload_sha256 AS same_payload,
@@ -63,6 +64,7 @@ SELECT i.ord,
          IS NOT DISTINCT FROM (i.kafka_topic, i.kafka_partition, i.kafka_offset) AS redelivered
 FROM incoming_events i JOIN events e USING (source, id)
 WHERE NOT (i.ord = ANY($1::integer[]))
+ORDER BY i.ord
 """
 
 _REJECTION_COLUMNS = (
@@ -142,34 +144,32 @@ async def append(
     events: list[NewEvent],
     rejections: list[Rejection],
 ) -> AppendResult:
-    """Store a batch durably: events, conflicts and rejections in one transaction."""
+    """Store a batch durably: events, conflicts and rejections in one transaction.
+
+    Every copy of an id is judged against the copy that is stored (the first
+    one ever, or the batch's first when the id is new), never against another
+    refused copy: an exact copy that arrives after a conflicting one is a
+    duplicate, not a conflict.
+    """
     result = AppendResult()
-    unique: dict[tuple[str, str], NewEvent] = {}
-    ords: list[int] = []
+    first_of: dict[tuple[str, str], int] = {}
     for index, event in enumerate(events):
-        first = unique.setdefault((event.source, event.id), event)
-        if first is event:
-            ords.append(index)
-        elif first.payload_sha256 == event.payload_sha256:
-            result.duplicates.append(event)
-        else:
-            result.conflicts.append(_conflict(event))
+        first_of.setdefault((event.source, event.id), index)
 
     async with connection.transaction():
-        if ords:
+        if events:
             await connection.copy_records_to_table(
                 "incoming_events",
                 columns=_INCOMING_COLUMNS,
-                records=[_event_row(i, events[i]) for i in ords],
+                records=[_event_row(i, event) for i, event in enumerate(events)],
             )
             inserted = await connection.fetch(_INSERT_EVENTS)
-            inserted_keys = {(row["source"], row["id"]) for row in inserted}
-            inserted_ords = [i for i in ords if (events[i].source, events[i].id) in inserted_keys]
+            inserted_ords = sorted(first_of[(row["source"], row["id"])] for row in inserted)
             result.accepted = [events[i] for i in inserted_ords]
             if result.accepted:
                 # Delivered at commit: wakes the projector without polling.
                 await event_store.announce_appended(connection)
-            if len(inserted_ords) < len(ords):
+            if len(inserted_ords) < len(events):
                 for row in await connection.fetch(_CLASSIFY_NOT_INSERTED, inserted_ords):
                     event = events[row["ord"]]
                     if row["redelivered"]:

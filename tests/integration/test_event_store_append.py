@@ -102,3 +102,27 @@ async def test_rejections_are_recorded_once_even_when_redelivered(
     assert rows[0]["reason_code"] == "not_json"
     assert rows[0]["raw"] == b"not json"
     assert rows[0]["kafka_headers"] == '{"x-trace": "t1"}'
+
+
+async def test_an_exact_copy_after_a_conflicting_one_is_a_duplicate_not_a_conflict(
+    db: asyncpg.Connection,
+) -> None:
+    # Issue 10, point 8: every copy is judged against the stored event, never another copy.
+    await append(db, [event("a", 0)], [])
+
+    later = await append(db, [event("a", 1, '{"credits": "9"}'), event("a", 2)], [])
+
+    assert [c.record.origin.offset for c in later.conflicts] == [1]
+    assert [d.record.origin.offset for d in later.duplicates] == [2]
+    assert later.accepted == []
+
+
+async def test_copies_of_a_new_id_in_one_batch_are_judged_against_the_first(
+    db: asyncpg.Connection,
+) -> None:
+    result = await append(db, [event("a", 0), event("a", 1, '{"credits": "9"}'), event("a", 2)], [])
+
+    assert [e.record.origin.offset for e in result.accepted] == [0]
+    assert [c.record.origin.offset for c in result.conflicts] == [1]
+    assert [d.record.origin.offset for d in result.duplicates] == [2]
+    assert await stored_ids(db) == ["a"]

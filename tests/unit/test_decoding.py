@@ -150,3 +150,67 @@ def test_credits_survive_exactly() -> None:
 
     assert isinstance(outcome, NewEvent)
     assert Decimal(json.loads(outcome.data_json)["credits"]) == Decimal("0.000001")
+
+
+PERIOD_STARTED = "com.metering.subscription.period_started.v1"
+
+
+def subscription(timezone: str | None) -> dict[str, Any]:
+    data = {
+        "organization_id": "org-1",
+        "plan": "pro",
+        "plan_credits": "1000",
+        "period_start": "2026-11-01T00:00:00Z",
+        "period_end": "2026-12-01T00:00:00Z",
+        "timezone": timezone,
+    }
+    return envelope(type=PERIOD_STARTED, data=data)
+
+
+@pytest.mark.parametrize("zone", ["UTC+5", "Foo+5", "Mars/Olympus", "utc", "Europe/prague"])
+def test_a_time_zone_that_is_not_an_iana_name_is_dead_lettered_with_the_reason(
+    zone: str,
+) -> None:
+    # REVIEW B7 / A1: PostgreSQL reads `UTC+5` as five hours west and refuses `Mars/Olympus`.
+    outcome = decode(record(json.dumps(subscription(zone)).encode()), NOW, Limits())
+
+    assert isinstance(outcome, Rejection)
+    assert outcome.reason_code == ReasonCode.INVALID_DATA
+    assert "data.timezone" in outcome.reason
+    assert "IANA" in outcome.reason
+
+
+@pytest.mark.parametrize("zone", ["Europe/Prague", "Asia/Tokyo", "America/New_York", "UTC", None])
+def test_iana_time_zone_names_are_accepted(zone: str | None) -> None:
+    outcome = decode(record(json.dumps(subscription(zone)).encode()), NOW, Limits())
+
+    assert isinstance(outcome, NewEvent), outcome
+
+
+def test_the_same_instant_with_another_offset_or_key_order_is_the_same_payload() -> None:
+    # REVIEW F2: a producer retry that re-serialises +01:00 as Z is a duplicate, not a conflict.
+    original = envelope(time="2026-11-24T10:30:01+01:00")
+    data = dict(DATA)
+    data["started_at"] = "2026-11-24T10:30:00+01:00"
+    original["data"] = data
+    retried = envelope(time="2026-11-24T09:30:01Z")
+    retried["data"] = dict(reversed(list({**data, "started_at": "2026-11-24T09:30:00Z"}.items())))
+
+    first = decode(record(json.dumps(original).encode()), NOW, Limits())
+    second = decode(record(json.dumps(retried).encode()), NOW, Limits())
+
+    assert isinstance(first, NewEvent)
+    assert isinstance(second, NewEvent)
+    assert first.payload_sha256 == second.payload_sha256
+    assert first.time == second.time
+    assert first.time.utcoffset() is not None
+    assert '"2026-11-24T09:30:00Z"' in first.data_json
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:30:00+01:00", "1999-12-31T23:00:00Z"])
+def test_a_time_outside_the_contract_years_is_refused_not_a_crash(when: str) -> None:
+    # REVIEW A2/D3: year 0001 with an offset overflowed in the store's encoder.
+    outcome = decode(record(json.dumps(envelope(time=when)).encode()), NOW, Limits())
+
+    assert isinstance(outcome, Rejection)
+    assert outcome.reason_code == ReasonCode.INVALID_ENVELOPE
