@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from urllib.parse import urlsplit, urlunsplit
 
@@ -107,6 +107,21 @@ def _scratch_database(servers: Endpoints, prefix: str, template: str | None) -> 
 def database_url(servers: Endpoints, template_database: str) -> Iterator[str]:
     """A fresh, migrated database of this test's own, dropped afterwards."""
     yield from _scratch_database(servers, "test", template_database)
+
+
+@pytest.fixture
+def new_database(servers: Endpoints, template_database: str) -> Iterator[Callable[[], str]]:
+    """Makes fresh, migrated databases on demand (several per test); all dropped afterwards."""
+    made: list[Iterator[str]] = []
+
+    def make() -> str:
+        scratch = _scratch_database(servers, "test", template_database)
+        made.append(scratch)
+        return next(scratch)
+
+    yield make
+    for scratch in made:
+        next(scratch, None)
 
 
 @pytest.fixture

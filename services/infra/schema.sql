@@ -27,6 +27,9 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_transaction ON events (transaction_id, position);
 CREATE INDEX events_by_organization ON events (organization_id, time);
+-- Re-settling reads an organization's purchases and corrections (few) by this.
+CREATE INDEX events_credit_changes ON events (organization_id)
+    WHERE type LIKE 'com.metering.credits.%';
 
 -- Every record that did not become an event, with its reason.
 CREATE TABLE rejected_events (
@@ -70,7 +73,9 @@ CREATE TABLE organizations (
     plan_credits            numeric(24,6),
     auto_purchase_enabled   boolean NOT NULL DEFAULT false,
     auto_purchase_threshold numeric(24,6),
-    auto_purchase_pack      numeric(24,6)
+    auto_purchase_pack      numeric(24,6),
+    plan_since              timestamp with time zone,  -- plan and zone: latest by
+    timezone_since          timestamp with time zone   -- effective time, not arrival
 );
 
 CREATE TABLE billing_periods (
@@ -82,6 +87,8 @@ CREATE TABLE billing_periods (
     extra_credits   numeric(24,6) NOT NULL DEFAULT 0,
     credits_used    numeric(24,6) NOT NULL DEFAULT 0,
     operations      bigint NOT NULL DEFAULT 0,
+    subscribed      boolean NOT NULL DEFAULT false,  -- false: a calendar-month stand-in
+    timezone        text,                            -- counts the period's days
     PRIMARY KEY (organization_id, period_start),
     CHECK (period_end > period_start)
 );

@@ -1,16 +1,21 @@
 """The usage projection: one batch of events into every read model, set-based.
 
-Each named statement in the numbered files of `sql/` updates one read model
-from the whole batch (one statement per model per batch, never one per event);
-they run in file order inside one transaction that also moves the projection's
+Each named statement in `sql/` updates one read model from the whole batch
+(one statement per model per batch, never one per event), in the order of
+`apply_batch`, inside one transaction that also moves the projection's
 tracking record, so a crash leaves the read models exactly at a checkpoint.
+
+The read models are a function of the set of events, not of their order: a
+subscription period that arrives after usage it governs re-settles that usage
+(`sql/settle.sql`): already projected events of the organization in the
+affected window are taken back from their old period and day and counted in
+their new ones, in the same transaction.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from importlib.resources import files
 
 from services import event_store
 from services.event_store import Tracking
@@ -44,17 +49,22 @@ def queries(filename: str) -> dict[str, str]:
     return sql.load(SQL_PACKAGE, f"sql/{filename}")
 
 
+DEFINITIONS = ("01_organizations.sql", "02_billing_periods.sql")
+"""Organizations and billing periods as subscription events define them."""
+
+READ_MODEL_TOTALS = (
+    "03_period_and_daily_totals.sql",
+    "04_runs.sql",
+    "05_scenarios.sql",
+    "cleanup.sql",
+)
+"""From batch_usage into the read models, then what re-settling emptied is dropped."""
+
+
 @cache
 def read_model_files() -> tuple[str, ...]:
-    """The numbered statement files, in the order they run."""
-    folder = files(SQL_PACKAGE) / "sql"
-    return tuple(sorted(f.name for f in folder.iterdir() if f.name[:2].isdigit()))
-
-
-@cache
-def statements() -> tuple[str, ...]:
-    """The projection's SQL, statement by statement, in file order."""
-    return tuple(q for name in read_model_files() for q in queries(name).values())
+    """Every statement file a batch runs, whole, besides the settling and attribution steps."""
+    return (*DEFINITIONS, *READ_MODEL_TOTALS)
 
 
 @cache
@@ -91,6 +101,24 @@ async def load_batch(connection: Connection, after: Tracking, limit: int) -> Tra
     return Tracking(row["transaction_id"], row["position"])
 
 
+async def apply_batch(connection: Connection) -> None:
+    """Project the events in projector_batch (and re-settle what they move) into the read models."""
+    credit_events = queries("credit_events.sql")
+    for statement in queries("settle.sql").values():
+        await connection.execute(statement)
+    await connection.execute(credit_events["extract"])
+    await connection.execute(credit_events["attribute"], -1, True)
+    for name in DEFINITIONS:
+        for statement in queries(name).values():
+            await connection.execute(statement)
+    await connection.execute(credit_events["attribute"], 1, True)
+    await connection.execute(credit_events["cancel_unmoved"])
+    await connection.execute(credit_events["attribute"], 1, False)
+    for name in READ_MODEL_TOTALS:
+        for statement in queries(name).values():
+            await connection.execute(statement)
+
+
 async def project_batch(
     connection: Connection,
     limit: int,
@@ -109,8 +137,7 @@ async def project_batch(
         end = await load_batch(connection, after, limit)
         if end is None:
             return None
-        for statement in statements():
-            await connection.execute(statement)
+        await apply_batch(connection)
         if auto_purchase:
             for statement in auto_purchase_statements():
                 await connection.execute(statement)

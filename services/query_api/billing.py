@@ -8,7 +8,7 @@ tests/integration/test_billing_agrees_with_sql.py checks that the two agree:
   credits_used`), which decides auto-purchases;
 - the calendar month in UTC for an organization without a subscription:
   `date_trunc('month', t, 'UTC')` to `date_trunc('month', t, 'UTC') + interval
-  '1 month'` in services/projector/sql/03_batch_usage.sql, which files usage
+  '1 month'` in services/projector/sql/credit_events.sql (attribute), which files usage
   into periods;
 - the used ratio, used / (plan + extra): USAGE_GAUGES in
   services/query_api/queries.py, which picks the organizations that get usage

@@ -72,3 +72,40 @@ async def test_extra_credits_count_in_the_period_they_were_purchased_in_not_sent
     await project_everything(db, 100)
 
     assert await extra_by_period(db, "org-1") == [(october, Decimal(500)), (november, Decimal(0))]
+
+
+async def test_no_auto_purchase_for_usage_whose_subscription_is_not_known_yet(
+    db: asyncpg.Connection,
+) -> None:
+    # REVIEW B2: the runner's usage arrives before the first subscription; with
+    # plan credits unknown (0), the old projector bought a pack at once.
+    from datetime import timedelta
+
+    from services.projector.projection import project_batch
+    from tests.support.events import module_execution
+
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=5)
+    configured = build_event(
+        "com.metering.credits.auto_purchase_configured.v1",
+        {
+            "organization_id": "org-1",
+            "enabled": True,
+            "threshold_credits": "100",
+            "pack_credits": "500",
+        },
+        source="billing",
+        event_id="auto-1",
+        time=start,
+    )
+    usage = module_execution("org-1", 1, Decimal(10), when=datetime.now(UTC))
+    await store(db, [configured, usage])
+    while await project_batch(db, 100, auto_purchase=True) is not None:
+        pass
+    await store(db, [period_started("org-1", start, start + timedelta(days=30))], first_offset=2)
+    while await project_batch(db, 100, auto_purchase=True) is not None:
+        pass
+
+    assert await db.fetchval("SELECT count(*) FROM auto_purchase_outbox") == 0
+    assert await db.fetchval(
+        "SELECT credits_used FROM billing_periods WHERE period_start = $1", start
+    ) == Decimal(10)

@@ -4,7 +4,7 @@ On the real PostgreSQL: credits remaining as auto-purchase computes them
 (services/projector/sql/auto_purchase.sql), which periods the usage gauges pick
 and in which order (USAGE_GAUGES in services/query_api/queries.py), and the
 calendar month in UTC that usage falls into without a subscription
-(services/projector/sql/03_batch_usage.sql). Exact decimals throughout.
+(services/projector/sql/credit_events.sql). Exact decimals throughout.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ async def record(db: asyncpg.Connection, periods: list[Period], start: datetime)
         )
         await db.execute(
             "INSERT INTO billing_periods (organization_id, period_start, period_end,"
-            " plan_credits, extra_credits, credits_used) VALUES ($1, $2, $3, $4, $5, $6)",
+            " plan_credits, extra_credits, credits_used, subscribed)"
+            " VALUES ($1, $2, $3, $4, $5, $6, true)",
             p.organization_id,
             start,
             start + timedelta(days=30),

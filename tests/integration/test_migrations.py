@@ -39,7 +39,7 @@ def test_migrations_apply_to_an_empty_database(empty_database_url: str) -> None:
     migrate(empty_database_url)
 
     assert tables(empty_database_url) == EXPECTED_TABLES
-    assert current_revision(empty_database_url) == "0003_auto_purchase"
+    assert current_revision(empty_database_url) == "0004_periods_by_event_time"
 
 
 def test_migrating_twice_changes_nothing(empty_database_url: str) -> None:

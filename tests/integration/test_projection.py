@@ -127,10 +127,12 @@ async def test_days_follow_the_organization_time_zone_and_periods_its_subscripti
         "SELECT period_start, period_end, plan_credits, credits_used FROM billing_periods"
         " ORDER BY period_start"
     )
+    # Before the first subscription: the calendar month, clipped where the real
+    # period starts, so that no two periods overlap (REVIEW B1).
     assert [tuple(r) for r in periods] == [
         (
             datetime(2026, 11, 1, tzinfo=UTC),
-            datetime(2026, 12, 1, tzinfo=UTC),
+            datetime(2026, 11, 15, 5, tzinfo=UTC),
             Decimal(0),
             Decimal("3"),
         ),

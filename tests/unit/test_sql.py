@@ -10,11 +10,11 @@ import pytest
 from schemas import FAMILIES
 from services.infra import sql
 from services.projector.projection import (
+    DEFINITIONS,
+    READ_MODEL_TOTALS,
     READ_MODELS,
     auto_purchase_statements,
     queries,
-    read_model_files,
-    statements,
 )
 
 SERVICES = Path(__file__).resolve().parents[2] / "services"
@@ -52,10 +52,15 @@ def test_every_sql_file_of_the_services_is_made_of_named_queries() -> None:
         )
 
 
-def test_the_projection_runs_every_read_model_file_then_auto_purchase_apart() -> None:
-    assert read_model_files()[0].startswith("01_")
-    assert len(statements()) == sum(len(queries(name)) for name in read_model_files())
-    assert not set(statements()) & set(auto_purchase_statements())
+def test_every_statement_file_of_the_projector_is_run_by_name() -> None:
+    projector = SERVICES / "projector"
+    code = "".join(path.read_text() for path in projector.glob("*.py"))
+    files = {path.name for path in (projector / "sql").glob("*.sql")}
+
+    assert {name for name in files if f'"{name}"' not in code} == set()
+    assert DEFINITIONS[0].startswith("01_")
+    assert READ_MODEL_TOTALS[-1] == "cleanup.sql"
+    assert auto_purchase_statements()[0].startswith("TRUNCATE")
 
 
 def test_the_rebuild_creates_and_swaps_exactly_the_read_models() -> None:

@@ -1,5 +1,7 @@
 -- Auto-purchase decisions for the periods this batch touched that are still
--- running. Run by the live projector only, after the read models are updated.
+-- running, and only for a subscribed period: never for a calendar-month
+-- stand-in, whose credits are not known yet (REVIEW B2). Run by the live
+-- projector only, after the read models are updated.
 
 -- clear_candidates --
 TRUNCATE batch_auto_purchase;
@@ -12,7 +14,7 @@ SELECT p.organization_id, p.period_start, o.auto_purchase_enabled,
 FROM (SELECT DISTINCT organization_id, period_start FROM batch_usage) t
 JOIN billing_periods p USING (organization_id, period_start)
 JOIN organizations o USING (organization_id)
-WHERE p.period_end > now();
+WHERE p.period_end > now() AND p.subscribed;
 
 -- rearm --
 -- Credits back at or above the threshold: armed again for the next crossing.

@@ -13,15 +13,20 @@ CREATE TEMP TABLE IF NOT EXISTS projector_batch (
 ) ON COMMIT DELETE ROWS;
 
 -- batch_usage --
--- Every event of the batch that moves credits, with the period and day it counts in.
--- Written by: 03_batch_usage.sql.
--- Read by: 04_period_and_daily_totals.sql, 05_runs.sql, 06_scenarios.sql, auto_purchase.sql.
+-- Every event that moves credits, with the period and day it counts in: the
+-- batch's own (sign 1), and settled events taken back from their old place
+-- (sign -1, settled) and given their new one (sign 1, settled). Amounts carry
+-- the sign. Models of a run ignore settled rows: only periods and days move.
+-- Written by: credit_events.sql (attribute, cancel_unmoved).
+-- Read by: 03_period_and_daily_totals.sql, 04_runs.sql, 05_scenarios.sql, cleanup.sql,
+-- auto_purchase.sql.
 CREATE TEMP TABLE IF NOT EXISTS batch_usage (
     position bigint, source text, id text, organization_id text, scenario_id text,
     run_id text, module_id text, app text, action text, status text,
     credits_used numeric, extra_credits numeric, operations bigint,
     counted_at timestamptz, started_at timestamptz, finished_at timestamptz,
-    is_execution boolean, day date, period_start timestamptz, period_end timestamptz
+    is_execution boolean, day date, period_start timestamptz, period_end timestamptz,
+    sign integer, settled boolean
 ) ON COMMIT DELETE ROWS;
 
 -- batch_auto_purchase --
@@ -34,7 +39,37 @@ CREATE TEMP TABLE IF NOT EXISTS batch_auto_purchase (
 
 -- batch_new_runs --
 -- Runs this batch created (a run counts once in its scenario's run count).
--- Written by: 05_runs.sql. Read by: 06_scenarios.sql.
+-- Written by: 04_runs.sql. Read by: 05_scenarios.sql.
 CREATE TEMP TABLE IF NOT EXISTS batch_new_runs (
     organization_id text, run_id text, scenario_id text, first_event_at timestamptz
+) ON COMMIT DELETE ROWS;
+
+-- settle_windows --
+-- Organizations whose billing periods this batch (re)defines, and the window of
+-- event time in which an event may now belong to another period or day.
+-- Written by: settle.sql (settle_windows). Read by: settle.sql (settled_events).
+CREATE TEMP TABLE IF NOT EXISTS settle_windows (
+    organization_id text, window_start timestamptz, window_end timestamptz
+) ON COMMIT DELETE ROWS;
+
+-- settled_events --
+-- Events already projected (before this batch) of those organizations in those
+-- windows: their attribution is taken back and given again under the new periods.
+-- Written by: settle.sql (settled_events). Read by: credit_events.sql (extract).
+CREATE TEMP TABLE IF NOT EXISTS settled_events (
+    position bigint PRIMARY KEY, transaction_id bigint NOT NULL, source text NOT NULL,
+    id text NOT NULL, type text NOT NULL, organization_id text NOT NULL,
+    time timestamptz NOT NULL, data jsonb NOT NULL, recorded_at timestamptz NOT NULL
+) ON COMMIT DELETE ROWS;
+
+-- credit_events --
+-- Every event that moves credits, from the batch and from settled_events, with
+-- what it moves and the time it counts at, before any period or day is chosen.
+-- Written by: credit_events.sql (extract). Read by: credit_events.sql (attribute).
+CREATE TEMP TABLE IF NOT EXISTS credit_events (
+    position bigint, source text, id text, organization_id text, scenario_id text,
+    run_id text, module_id text, app text, action text, status text,
+    credits_used numeric, extra_credits numeric, operations bigint,
+    counted_at timestamptz, started_at timestamptz, finished_at timestamptz,
+    is_execution boolean, settled boolean
 ) ON COMMIT DELETE ROWS;

@@ -4,7 +4,7 @@
 WITH usage AS (
     SELECT organization_id, scenario_id, sum(credits_used) AS credits_used,
            sum(operations) AS operations, max(counted_at) AS last_run_at
-    FROM batch_usage WHERE scenario_id IS NOT NULL
+    FROM batch_usage WHERE scenario_id IS NOT NULL AND NOT settled
     GROUP BY organization_id, scenario_id
 ), new_runs AS (
     SELECT organization_id, scenario_id, count(*) AS runs, max(first_event_at) AS last_run_at
@@ -51,7 +51,8 @@ INSERT INTO scenario_module_period_usage AS s (organization_id, period_start, sc
                                                module_id, app, action, credits_used,
                                                operations, executions, errors)
 SELECT organization_id, period_start, scenario_id, module_id, min(app), min(action),
-       sum(credits_used), sum(operations), count(*), count(*) FILTER (WHERE status = 'error')
+       sum(credits_used), sum(operations), sum(sign),
+       coalesce(sum(sign) FILTER (WHERE status = 'error'), 0)
 FROM batch_usage
 WHERE is_execution
 GROUP BY organization_id, period_start, scenario_id, module_id

@@ -5,7 +5,7 @@ INSERT INTO run_modules AS m (organization_id, run_id, module_id, app, action, c
 SELECT organization_id, run_id, module_id, min(app), min(action), sum(credits_used),
        sum(operations), count(*), count(*) FILTER (WHERE status = 'error')
 FROM batch_usage
-WHERE is_execution
+WHERE is_execution AND NOT settled
 GROUP BY organization_id, run_id, module_id
 ON CONFLICT (organization_id, run_id, module_id) DO UPDATE
 SET credits_used = m.credits_used + excluded.credits_used,
@@ -21,7 +21,7 @@ INSERT INTO module_executions (organization_id, run_id, started_at, event_positi
 SELECT u.organization_id, u.run_id, u.started_at, u.position, u.module_id, u.app, u.action,
        u.status, u.operations, u.credits_used, u.finished_at, u.source, u.id
 FROM batch_usage u
-WHERE u.is_execution;
+WHERE u.is_execution AND NOT u.settled;
 
 -- runs_from_usage --
 -- runs: credits from module events (and run-level adjustments) even when run
@@ -33,7 +33,7 @@ WITH totals AS (
            count(*) FILTER (WHERE status = 'error') AS errors,
            min(counted_at) AS first_event_at
     FROM batch_usage
-    WHERE run_id IS NOT NULL
+    WHERE run_id IS NOT NULL AND NOT settled
     GROUP BY organization_id, run_id
 ), upserted AS (
     INSERT INTO runs AS r (organization_id, run_id, scenario_id, credits_used, operations,

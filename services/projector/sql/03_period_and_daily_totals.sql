@@ -1,5 +1,7 @@
 -- billing_period_totals --
--- billing_periods: credits used and extra credits bought in each period.
+-- billing_periods: credits used and extra credits bought in each period. A
+-- calendar-month stand-in takes the end its latest events were given (it only
+-- shrinks, as subscribed periods next to it become known).
 INSERT INTO billing_periods AS p (organization_id, period_start, period_end,
                                   credits_used, extra_credits, operations)
 SELECT organization_id, period_start, min(period_end), sum(credits_used), sum(extra_credits),
@@ -7,7 +9,8 @@ SELECT organization_id, period_start, min(period_end), sum(credits_used), sum(ex
 FROM batch_usage
 GROUP BY organization_id, period_start
 ON CONFLICT (organization_id, period_start) DO UPDATE
-SET credits_used = p.credits_used + excluded.credits_used,
+SET period_end = CASE WHEN p.subscribed THEN p.period_end ELSE excluded.period_end END,
+    credits_used = p.credits_used + excluded.credits_used,
     extra_credits = p.extra_credits + excluded.extra_credits,
     operations = p.operations + excluded.operations;
 
