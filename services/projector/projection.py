@@ -58,7 +58,7 @@ READ_MODEL_TOTALS = (
     "05_scenarios.sql",
     "cleanup.sql",
 )
-"""From batch_usage into the read models, then what re-settling emptied is dropped."""
+"""From batch_usage into the read models, then (when re-settling) what it emptied is dropped."""
 
 
 @cache
@@ -88,33 +88,41 @@ async def prepare_connection(connection: Connection) -> None:
 
 
 async def load_batch(connection: Connection, after: Tracking, limit: int) -> Tracking | None:
-    """Copy the next committed events after `after` into projector_batch, cut it.
+    """Copy the next committed events after `after` into projector_batch.
 
-    Returns where the batch ends, or None when nothing new is safely visible.
+    Returns where the batch ends, or None when nothing new is safely visible. A
+    batch may hold any events: subscription events re-settle what was projected
+    before the batch, and the batch's own events are counted under the periods it
+    defines, so any cut gives the same read models.
     """
     await event_store.copy_next_batch(connection, after, limit)
-    batch = queries("batch.sql")
-    await connection.execute(batch["cut_at_second_subscription"])
-    row = await connection.fetchrow(batch["batch_end"])
+    row = await connection.fetchrow(queries("batch.sql")["batch_end"])
     if row is None:
         return None
     return Tracking(row["transaction_id"], row["position"])
 
 
 async def apply_batch(connection: Connection) -> None:
-    """Project the events in projector_batch (and re-settle what they move) into the read models."""
+    """Project the events in projector_batch (and re-settle what they move) into the read models.
+
+    Re-settling runs only for a batch that defines a billing period.
+    """
     credit_events = queries("credit_events.sql")
-    for statement in queries("settle.sql").values():
-        await connection.execute(statement)
+    settling = bool(await connection.fetchval(queries("batch.sql")["defines_periods"]))
+    if settling:
+        for statement in queries("settle.sql").values():
+            await connection.execute(statement)
     await connection.execute(credit_events["extract"])
-    await connection.execute(credit_events["attribute"], -1, True)
+    if settling:
+        await connection.execute(credit_events["attribute"], -1, True)
     for name in DEFINITIONS:
         for statement in queries(name).values():
             await connection.execute(statement)
-    await connection.execute(credit_events["attribute"], 1, True)
-    await connection.execute(credit_events["cancel_unmoved"])
+    if settling:
+        await connection.execute(credit_events["attribute"], 1, True)
+        await connection.execute(credit_events["cancel_unmoved"])
     await connection.execute(credit_events["attribute"], 1, False)
-    for name in READ_MODEL_TOTALS:
+    for name in READ_MODEL_TOTALS if settling else READ_MODEL_TOTALS[:-1]:
         for statement in queries(name).values():
             await connection.execute(statement)
 

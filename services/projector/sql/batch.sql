@@ -1,20 +1,11 @@
--- Cutting and reading the batch held in projector_batch (see batch.sql).
+-- Reading the batch held in projector_batch (see batch_tables.sql).
 
--- cut_at_second_subscription --
--- Subscription events change how later events are counted (their period, their
--- day's time zone). A batch therefore holds at most one of them, at its start,
--- so that every event sees exactly the subscriptions that precede it, however
--- the history is cut into batches (a rebuild must equal the live models).
-DELETE FROM projector_batch b
-USING (
-    SELECT transaction_id, position FROM projector_batch
-    WHERE type LIKE 'com.metering.subscription.%'
-      AND (transaction_id, position) > (
-          SELECT transaction_id, position FROM projector_batch
-          ORDER BY transaction_id, position LIMIT 1)
-    ORDER BY transaction_id, position LIMIT 1
-) cut
-WHERE (b.transaction_id, b.position) >= (cut.transaction_id, cut.position);
+-- defines_periods --
+-- Whether the batch holds a period_started: only then is anything re-settled.
+SELECT EXISTS (
+    SELECT 1 FROM projector_batch
+    WHERE type LIKE 'com.metering.subscription.period_started.%'
+);
 
 -- batch_end --
 -- The last event of the batch in commit order: the checkpoint once it is applied.

@@ -4,8 +4,8 @@
 
 -- projector_batch --
 -- The events of the batch, in commit order.
--- Written by: services/event_store.py (copy_next_batch); trimmed by cut_at_second_subscription.
--- Read by: every numbered statement file, batch_end and batch_ages below.
+-- Written by: services/event_store.py (copy_next_batch).
+-- Read by: settle.sql, credit_events.sql, the numbered files, batch.sql.
 CREATE TEMP TABLE IF NOT EXISTS projector_batch (
     position bigint PRIMARY KEY, transaction_id bigint NOT NULL, source text NOT NULL,
     id text NOT NULL, type text NOT NULL, organization_id text NOT NULL,
@@ -56,11 +56,8 @@ CREATE TEMP TABLE IF NOT EXISTS settle_windows (
 -- Events already projected (before this batch) of those organizations in those
 -- windows: their attribution is taken back and given again under the new periods.
 -- Written by: settle.sql (settled_events). Read by: credit_events.sql (extract).
-CREATE TEMP TABLE IF NOT EXISTS settled_events (
-    position bigint PRIMARY KEY, transaction_id bigint NOT NULL, source text NOT NULL,
-    id text NOT NULL, type text NOT NULL, organization_id text NOT NULL,
-    time timestamptz NOT NULL, data jsonb NOT NULL, recorded_at timestamptz NOT NULL
-) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS settled_events (LIKE projector_batch INCLUDING ALL)
+    ON COMMIT DELETE ROWS;
 
 -- credit_events --
 -- Every event that moves credits, from the batch and from settled_events, with
