@@ -35,21 +35,25 @@ SELECT 'bench', 'e-' || i, 'com.metering.module_execution.completed.v2', org, t,
            'started_at', t, 'finished_at', t, 'status', 'success'),
        '\\x00'
 FROM (
-    SELECT i, 'org-' || (i / 10 % 10000) AS org,
-           $3::timestamptz + (i % 7948800) * interval '1 second' AS t
+    SELECT i, 'org-' || (i / 10 % $4) AS org,
+           $3::timestamptz + (i % $5) * interval '1 second' AS t
     FROM generate_series($1::bigint, $2::bigint) AS i
 ) s
 """
 
 
 async def seed(database: str, start: datetime = datetime(2026, 8, 1, tzinfo=UTC)) -> float:
-    """Fill the store with EVENTS module executions over the 92 days from `start`."""
+    """Fill the store with EVENTS module executions over the 92 days from `start`.
+
+    SEED's parameters: first and last event number, start, organizations, seconds spanned.
+    """
     connection = await asyncpg.connect(database)
     started = time.perf_counter()
     try:
         step = 1_000_000
         for first in range(0, EVENTS, step):
-            await connection.execute(SEED, first, min(first + step, EVENTS) - 1, start)
+            last = min(first + step, EVENTS) - 1
+            await connection.execute(SEED, first, last, start, 10_000, 92 * 86400)
             console.print(f"  seeded {min(first + step, EVENTS):,} events")
         await connection.execute("VACUUM ANALYZE events")
     finally:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from rich.console import Console
 
 from bench.ingest import fresh_database
+from bench.rebuild import SEED
 from deploy.stack.local import LocalStack
 from services.infra import database
 from services.projector.projection import prepare_connection, project_batch
@@ -29,26 +30,9 @@ ORGANIZATIONS = int(os.environ.get("BENCH_RESETTLE_ORGS", "10000"))
 START = datetime(2026, 10, 1, tzinfo=UTC)
 console = Console()
 
-USAGE = """
-INSERT INTO events (source, id, type, organization_id, time, data, payload_sha256)
-SELECT 'bench', 'e-' || i, 'com.metering.module_execution.completed.v2', org, t,
-       jsonb_build_object(
-           'organization_id', org, 'scenario_id', 'scn-' || (i / 10 % 20),
-           'run_id', 'run-' || (i / 10), 'module_id', (i % 10)::text, 'app', 'openai',
-           'action', 'createCompletion', 'operations', 1,
-           'credits', ((i % 999983)::numeric / 1000000)::text,
-           'started_at', t, 'finished_at', t, 'status', 'success'),
-       '\\x00'
-FROM (
-    SELECT i, 'org-' || (i % $3) AS org,
-           $4::timestamptz + (i % 2592000) * interval '1 second' AS t
-    FROM generate_series($1::bigint, $2::bigint) AS i
-) s
-"""
-
 SUBSCRIPTION = """
 INSERT INTO events (source, id, type, organization_id, time, data, payload_sha256)
-SELECT 'billing', 'sub-' || org || '-' || $2::text, 'com.metering.subscription.period_started.v1',
+SELECT 'billing', 'sub-' || org, 'com.metering.subscription.period_started.v1',
        org, $2::timestamptz,
        jsonb_build_object('organization_id', org, 'plan', 'pro', 'plan_credits', '5000',
                           'period_start', $2::timestamptz, 'period_end', $3::timestamptz,
@@ -64,7 +48,7 @@ async def seed(url: str, events: int, organizations: int) -> None:
         step = 1_000_000
         for first in range(0, events, step):
             last = min(first + step, events) - 1
-            await connection.execute(USAGE, first, last, organizations, START)
+            await connection.execute(SEED, first, last, START, organizations, 30 * 86400)
         await connection.execute("VACUUM ANALYZE events")
     finally:
         await connection.close()
@@ -106,7 +90,7 @@ async def one_organization(url: str) -> float:
 
 
 async def renewal_storm(url: str) -> tuple[float, int]:
-    await seed(url, ORGANIZATIONS * 5, ORGANIZATIONS)
+    await seed(url, ORGANIZATIONS * 10, ORGANIZATIONS)  # ten events each
     await rebuild(url, batch_size=50_000)
     return await subscribe_and_project(url, [f"org-{n}" for n in range(ORGANIZATIONS)])
 
