@@ -17,10 +17,13 @@ tests/integration/test_billing_agrees_with_sql.py checks that the two agree:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 ZERO = Decimal(0)
+FULL = Decimal("100.00")
+INFINITE = Decimal("Infinity")
 PERCENT_STEP = Decimal("0.01")
 DAILY_USAGE_STEP = Decimal("0.000001")
 
@@ -36,25 +39,47 @@ def remaining(plan_credits: Decimal, extra_credits: Decimal, used: Decimal) -> D
 
 
 def percent_used(used: Decimal, total_credits: Decimal) -> Decimal:
-    """Used as a percentage of the total, to 0.01; 0 when the period has no credits."""
+    """Used as a percentage of the total, to 0.01.
+
+    A period with no credits shows 100 once anything is used in it: usage without
+    credits is never shown as unused (REVIEW B9).
+    """
     if not total_credits:
-        return ZERO
+        return FULL if used > 0 else ZERO
     return (used * 100 / total_credits).quantize(PERCENT_STEP)
 
 
 def used_ratio(used: Decimal, total_credits: Decimal) -> Decimal:
-    """Used / total, for a total above zero (the usage gauges select no other period)."""
+    """Used / total; infinite for usage in a period without credits, 0 for neither."""
+    if not total_credits:
+        return INFINITE if used > 0 else ZERO
     return used / total_credits
 
 
-def days_counted(start: datetime, end: datetime, now: datetime) -> int:
-    """The days of the period so far, today included: at least 1, at most the whole period."""
-    return max(1, (min(now, end) - start).days + 1)
+def local_days(start: datetime, end: datetime, now: datetime, zone: str) -> tuple[date, date]:
+    """The first and the last local day of a period so far, today included, in its zone.
+
+    These are the days the read models count in (the period's zone), so "today"
+    is the organization's today, east or west of UTC (REVIEW B6). The end is
+    exclusive: a period ending at midnight does not count the next day.
+    """
+    local = ZoneInfo(zone)
+    first = start.astimezone(local).date()
+    last = min(now, end - timedelta(microseconds=1)).astimezone(local).date()
+    return first, max(first, last)
 
 
-def average_daily_usage(used: Decimal, start: datetime, end: datetime, now: datetime) -> Decimal:
-    """Credits used per day of the period so far, to 0.000001."""
-    return (used / days_counted(start, end, now)).quantize(DAILY_USAGE_STEP)
+def days_counted(start: datetime, end: datetime, now: datetime, zone: str = "UTC") -> int:
+    """The local days of the period so far, today included: at least 1, at most all of them."""
+    first, last = local_days(start, end, now, zone)
+    return (last - first).days + 1
+
+
+def average_daily_usage(
+    used: Decimal, start: datetime, end: datetime, now: datetime, zone: str = "UTC"
+) -> Decimal:
+    """Credits used per local day of the period so far, to 0.000001."""
+    return (used / days_counted(start, end, now, zone)).quantize(DAILY_USAGE_STEP)
 
 
 def month_start(t: datetime) -> datetime:

@@ -16,6 +16,7 @@ PROJECTION = "usage"
 
 CURRENT_PERIOD = """
 SELECT p.period_start, p.period_end, p.plan, p.plan_credits, p.extra_credits, p.credits_used,
+       coalesce(p.timezone, 'UTC') AS timezone,
        o.plan AS organization_plan, coalesce(o.auto_purchase_enabled, false) AS ap_enabled,
        o.auto_purchase_threshold, o.auto_purchase_pack
 FROM (SELECT $1::text AS organization_id) q
@@ -98,9 +99,13 @@ ORDER BY started_at, event_position
 USAGE_GAUGES = """
 SELECT organization_id, period_start, credits_used, plan_credits + extra_credits AS total
 FROM billing_periods
-WHERE period_start <= now() AND now() < period_end AND plan_credits + extra_credits > 0
-  AND credits_used >= $1 * (plan_credits + extra_credits)
-ORDER BY credits_used / (plan_credits + extra_credits) DESC LIMIT $2
+WHERE period_start <= now() AND now() < period_end
+  AND ((plan_credits + extra_credits > 0 AND credits_used >= $1 * (plan_credits + extra_credits))
+       OR (plan_credits + extra_credits = 0 AND credits_used > 0))  -- usage without credits
+ORDER BY CASE WHEN plan_credits + extra_credits > 0
+              THEN credits_used / (plan_credits + extra_credits)
+              ELSE 'Infinity'::numeric END DESC
+LIMIT $2
 """
 
 SCENARIO_GAUGES = """

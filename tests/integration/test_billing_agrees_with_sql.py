@@ -110,7 +110,11 @@ async def test_usage_gauges_pick_and_order_periods_by_the_used_ratio(
         for min_ratio in (0.0, 0.5, 0.75, 0.8, 1.0):
             rows = await reader.usage_gauges(min_ratio, 1000)
             in_sql = [(row["organization_id"], row["credits_used"], row["total"]) for row in rows]
-            with_credits = [p for p in PERIODS if billing.total(p.plan_credits, p.extra_credits)]
+            with_credits = [
+                p
+                for p in PERIODS
+                if billing.total(p.plan_credits, p.extra_credits) or p.credits_used > 0
+            ]
             picked = [
                 p
                 for p in with_credits
@@ -134,7 +138,8 @@ async def test_usage_gauges_pick_and_order_periods_by_the_used_ratio(
     finally:
         await pool.close()
 
-    assert top_two == ["org-far-over", "org-just-over"]
+    # Usage without credits comes first (REVIEW B9): it is the most urgent to see.
+    assert top_two == ["org-no-credits", "org-far-over"]
 
 
 UTC_PLUS_2 = timezone(timedelta(hours=2))

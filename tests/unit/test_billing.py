@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -57,12 +57,17 @@ def test_percent_used_is_quantized_to_hundredths(
     assert result.as_tuple().exponent == -2
 
 
-@pytest.mark.parametrize("used", [D("0"), D("12.5")])
-def test_percent_used_of_a_period_without_credits_is_zero(used: Decimal) -> None:
-    result = billing.percent_used(used, D("0"))
+def test_percent_used_of_a_period_without_credits_and_usage_is_zero() -> None:
+    result = billing.percent_used(D("0"), D("0"))
 
     assert result == 0
     assert str(result) == "0"
+
+
+def test_usage_in_a_period_without_credits_shows_as_fully_used() -> None:
+    # REVIEW B9: used 5, total 0 was reported as 0 % and never gauged.
+    assert billing.percent_used(D("5"), D("0")) == D("100.00")
+    assert billing.used_ratio(D("5"), D("0")) == D("Infinity")
 
 
 @pytest.mark.parametrize(
@@ -78,9 +83,8 @@ def test_used_ratio_is_used_over_total(used: Decimal, total: Decimal, ratio: Dec
     assert billing.used_ratio(used, total) == ratio
 
 
-def test_used_ratio_of_a_period_without_credits_is_undefined() -> None:
-    with pytest.raises(ArithmeticError):
-        billing.used_ratio(D("1"), D("0"))
+def test_used_ratio_of_a_period_without_credits_or_usage_is_zero() -> None:
+    assert billing.used_ratio(D("0"), D("0")) == 0
 
 
 @pytest.mark.parametrize(
@@ -93,8 +97,8 @@ def test_used_ratio_of_a_period_without_credits_is_undefined() -> None:
         (NOV_1 + timedelta(days=1), 2),
         (datetime(2026, 11, 24, 12, tzinfo=UTC), 24),
         (DEC_1 - timedelta(microseconds=1), 30),
-        (DEC_1, 31),  # counted up to the end instant, inclusive of its day
-        (DEC_1 + timedelta(days=40), 31),  # ended: no more days than up to the end
+        (DEC_1, 30),  # the end is exclusive: a 30-day period has 30 days
+        (DEC_1 + timedelta(days=40), 30),  # ended: no more days than it has
     ],
 )
 def test_days_counted_run_from_the_period_start_to_now_or_its_end(now: datetime, days: int) -> None:
@@ -108,7 +112,7 @@ def test_days_counted_run_from_the_period_start_to_now_or_its_end(now: datetime,
         (D("200"), datetime(2026, 11, 3, 8, tzinfo=UTC), D("66.666667")),
         (D("7321.25"), datetime(2026, 11, 24, tzinfo=UTC), D("305.052083")),
         (D("5"), NOV_1 - timedelta(days=2), D("5")),  # not started: all on one day
-        (D("310"), DEC_1 + timedelta(days=5), D("10")),  # ended: over its 31 counted days
+        (D("300"), DEC_1 + timedelta(days=5), D("10")),  # ended: over its 30 days
         (D("0"), datetime(2026, 11, 10, tzinfo=UTC), D("0")),
         (D("-3"), datetime(2026, 11, 3, tzinfo=UTC), D("-1")),
     ],
@@ -182,3 +186,33 @@ def test_consecutive_calendar_months_meet_without_gap_or_overlap() -> None:
         assert next_start == end
         assert billing.calendar_month(end - timedelta(microseconds=1)) == (start, end)
         start, end = next_start, next_end
+
+
+@pytest.mark.parametrize(
+    ("zone", "start", "now", "first", "today"),
+    [
+        # REVIEW B6, east: 22:07Z is already the next day in Tokyo; it must be in the range.
+        (
+            "Asia/Tokyo",
+            datetime(2026, 10, 31, 15, tzinfo=UTC),  # Nov 1, 00:00 in Tokyo
+            datetime(2026, 11, 25, 22, 7, tzinfo=UTC),
+            date(2026, 11, 1),
+            date(2026, 11, 26),
+        ),
+        # West: 02:00Z is still yesterday in Los Angeles; tomorrow is not "today".
+        (
+            "America/Los_Angeles",
+            datetime(2026, 11, 1, 7, tzinfo=UTC),  # Nov 1, 00:00 in Los Angeles
+            datetime(2026, 11, 25, 2, tzinfo=UTC),
+            date(2026, 11, 1),
+            date(2026, 11, 24),
+        ),
+    ],
+)
+def test_the_default_days_are_the_organizations_local_days_today_included(
+    zone: str, start: datetime, now: datetime, first: date, today: date
+) -> None:
+    end = start + timedelta(days=30)
+
+    assert billing.local_days(start, end, now, zone) == (first, today)
+    assert billing.days_counted(start, end, now, zone) == (today - first).days + 1

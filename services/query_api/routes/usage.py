@@ -43,10 +43,12 @@ def router(settings: ApiSettings) -> APIRouter:
     ) -> DailyUsageList:
         """The daily usage trend; by default the current billing period's days."""
         if from_ is None or to is None:
-            row = await read_models.current_period(organization_id, datetime.now(UTC))
-            start = row["period_start"] or billing.month_start(datetime.now(UTC))
-            from_ = from_ or start.date()
-            to = to or datetime.now(UTC).date()
+            now = datetime.now(UTC)
+            row = await read_models.current_period(organization_id, now)
+            start, end = period_of(row, now)
+            first, today = billing.local_days(start, end, now, row["timezone"])
+            from_ = from_ or first
+            to = to or today
         if to < from_:
             raise bad_input("to", "`to` is before `from`")
         if (to - from_).days > MAX_DAYS:
@@ -71,10 +73,7 @@ def router(settings: ApiSettings) -> APIRouter:
 
 def current_usage(organization_id: str, row: asyncpg.Record, now: datetime) -> Usage:
     """The usage report of `row` (Reader.current_period); a calendar month if it has no period."""
-    if row["period_start"] is None:
-        start, end = billing.calendar_month(now)
-    else:
-        start, end = row["period_start"], row["period_end"]
+    start, end = period_of(row, now)
     plan_credits = row["plan_credits"] or billing.ZERO
     extra = row["extra_credits"] or billing.ZERO
     used = row["credits_used"] or billing.ZERO
@@ -90,13 +89,22 @@ def current_usage(organization_id: str, row: asyncpg.Record, now: datetime) -> U
         credits_used=used,
         credits_remaining=billing.remaining(plan_credits, extra, used),
         percent_used=billing.percent_used(used, total),
-        average_daily_usage=billing.average_daily_usage(used, start, end, now),
+        average_daily_usage=billing.average_daily_usage(used, start, end, now, row["timezone"]),
         auto_purchase=AutoPurchase(
             enabled=row["ap_enabled"],
             threshold_credits=row["auto_purchase_threshold"],
             pack_credits=row["auto_purchase_pack"],
         ),
     )
+
+
+def period_of(row: asyncpg.Record, now: datetime) -> tuple[datetime, datetime]:
+    """The bounds of the current period of `row` (Reader.current_period), or the calendar month."""
+    if row["period_start"] is None:
+        return billing.calendar_month(now)
+    start: datetime = row["period_start"]
+    end: datetime = row["period_end"]
+    return start, end
 
 
 def billing_period(row: asyncpg.Record) -> BillingPeriod:
