@@ -62,12 +62,6 @@ READ_MODEL_TOTALS = (
 
 
 @cache
-def read_model_files() -> tuple[str, ...]:
-    """Every statement file a batch runs, whole, besides the settling and attribution steps."""
-    return (*DEFINITIONS, *READ_MODEL_TOTALS)
-
-
-@cache
 def auto_purchase_statements() -> tuple[str, ...]:
     """Auto-purchase decisions: live projector only, never in a rebuild."""
     return tuple(queries("auto_purchase.sql").values())
