@@ -164,6 +164,36 @@ def _check_semantics(
             f"time {event.time.isoformat()} is more than {limits.max_future_s:.0f} s ahead of "
             f"{now.isoformat()}",
         )
+    inconsistency = data_inconsistency(event.data, now, limits)
+    if inconsistency is not None:
+        return refuse(ReasonCode.INVALID_DATA, inconsistency)
+    return None
+
+
+PAST_TIMES = ("started_at", "finished_at", "purchased_at", "corrects_time")
+"""Data times that say when something happened: never further ahead than the envelope's."""
+
+
+def data_inconsistency(data: object, now: datetime, limits: Limits) -> str | None:
+    """What makes a payload inconsistent across its fields, which JSON Schema cannot say; else None.
+
+    Each rule keeps an event the store could not count out of it (REVIEW A1, F4):
+    a period that ends before it starts, a run-level correction without its
+    scenario, a module that finished before it started, a time in the future.
+    """
+    fields = vars(data)
+    for name in PAST_TIMES:
+        value = fields.get(name)
+        if value is not None and value - now > timedelta(seconds=limits.max_future_s):
+            return f"data.{name} {value.isoformat()} is in the future"
+    started, finished = fields.get("started_at"), fields.get("finished_at")
+    if started is not None and finished is not None and started > finished:
+        return "data.started_at is after data.finished_at"
+    start, end = fields.get("period_start"), fields.get("period_end")
+    if start is not None and end is not None and end <= start:
+        return "data.period_end is not after data.period_start"
+    if fields.get("run_id") is not None and fields.get("scenario_id", "") is None:
+        return "data.run_id needs data.scenario_id (a run belongs to a scenario)"
     return None
 
 

@@ -214,3 +214,64 @@ def test_a_time_outside_the_contract_years_is_refused_not_a_crash(when: str) -> 
 
     assert isinstance(outcome, Rejection)
     assert outcome.reason_code == ReasonCode.INVALID_ENVELOPE
+
+
+ADJUSTED = "com.metering.credits.adjusted.v1"
+CORRECTION: dict[str, Any] = {
+    "organization_id": "org-1",
+    "scenario_id": "scn-7",
+    "run_id": "run-42",
+    "credits": "-2.5",
+    "reason_code": "support",
+    "corrects_event": {"source": "runner-eu1", "id": "evt-0"},
+    "corrects_time": "2026-11-20T10:00:00Z",
+}
+
+
+@pytest.mark.parametrize(
+    ("type_name", "data", "reason"),
+    [
+        # REVIEW A1: each of these was accepted and then stopped the projector.
+        (
+            PERIOD_STARTED,
+            {**subscription("UTC")["data"], "period_end": "2026-11-01T00:00:00Z"},
+            "period_end is not after",
+        ),
+        (ADJUSTED, {**CORRECTION, "scenario_id": None}, "run_id needs data.scenario_id"),
+        # REVIEW F4: times that cannot be.
+        (
+            MODULE_V2,
+            {**DATA, "started_at": "2026-11-24T09:30:05Z"},
+            "started_at is after data.finished_at",
+        ),
+        (ADJUSTED, {**CORRECTION, "corrects_time": "2027-01-01T00:00:00Z"}, "in the future"),
+    ],
+)
+def test_a_payload_inconsistent_across_its_fields_is_dead_lettered_with_the_reason(
+    type_name: str, data: dict[str, Any], reason: str
+) -> None:
+    outcome = decode(
+        record(json.dumps(envelope(type=type_name, data=data)).encode()), NOW, Limits()
+    )
+
+    assert isinstance(outcome, Rejection)
+    assert outcome.reason_code == ReasonCode.INVALID_DATA
+    assert reason in outcome.reason
+
+
+@pytest.mark.parametrize(
+    ("type_name", "data"),
+    [
+        (ADJUSTED, CORRECTION),
+        (ADJUSTED, {**CORRECTION, "scenario_id": None, "run_id": None}),  # organization-level
+        (PERIOD_STARTED, subscription("UTC")["data"]),  # a period ending in the future is fine
+    ],
+)
+def test_consistent_payloads_pass_the_cross_field_rules(
+    type_name: str, data: dict[str, Any]
+) -> None:
+    outcome = decode(
+        record(json.dumps(envelope(type=type_name, data=data)).encode()), NOW, Limits()
+    )
+
+    assert isinstance(outcome, NewEvent), outcome
