@@ -89,8 +89,19 @@ CREATE TABLE billing_periods (
     operations      bigint NOT NULL DEFAULT 0,
     subscribed      boolean NOT NULL DEFAULT false,  -- false: a calendar-month stand-in
     timezone        text,                            -- counts the period's days
+    subscribed_plan    text,            -- the subscription's own plan; plan and
+    subscribed_credits numeric(24,6),   -- plan_credits above are the plan in effect
     PRIMARY KEY (organization_id, period_start),
     CHECK (period_end > period_start)
+);
+
+-- Plan changes by effective time; the latest inside a period sets its plan.
+CREATE TABLE plan_changes (
+    organization_id text NOT NULL,
+    effective_at    timestamp with time zone NOT NULL,
+    plan            text NOT NULL,
+    plan_credits    numeric(24,6) NOT NULL,
+    PRIMARY KEY (organization_id, effective_at)
 );
 
 CREATE TABLE organization_daily_usage (

@@ -27,6 +27,7 @@ PROJECTION = "usage"
 READ_MODELS = (
     "organizations",
     "billing_periods",
+    "plan_changes",
     "organization_daily_usage",
     "scenario_usage",
     "scenario_period_usage",

@@ -109,3 +109,46 @@ async def test_no_auto_purchase_for_usage_whose_subscription_is_not_known_yet(
     assert await db.fetchval(
         "SELECT credits_used FROM billing_periods WHERE period_start = $1", start
     ) == Decimal(10)
+
+
+def plan_changed(org: str, credits: str, effective_at: datetime, sent_at: datetime) -> TypedEvent:
+    return build_event(
+        "com.metering.subscription.plan_changed.v1",
+        {
+            "organization_id": org,
+            "plan": "business",
+            "plan_credits": credits,
+            "effective_at": effective_at,
+        },
+        source="billing",
+        event_id=f"plan-{org}-{effective_at:%Y%m%d%H%M}",
+        time=sent_at,
+    )
+
+
+async def test_a_plan_change_sets_the_credits_of_its_period_whenever_it_arrives(
+    db: asyncpg.Connection,
+) -> None:
+    # REVIEW B3: 1,000-credit plan, upgrade to 50,000 mid-period: the period has 50,000,
+    # also when the change arrives before the period's own subscription event.
+    november = datetime(2026, 11, 1, tzinfo=UTC)
+    december = datetime(2026, 12, 1, tzinfo=UTC)
+    upgrade = plan_changed("org-1", "50000", datetime(2026, 11, 12, tzinfo=UTC), november)
+    await store(db, [upgrade])
+    await project_everything(db, 100)
+    await store(db, [period_started("org-1", november, december, "1000")], first_offset=1)
+    await store(db, [period_started("org-2", november, december, "1000")], first_offset=2)
+    await store(
+        db,
+        [plan_changed("org-2", "50000", datetime(2026, 11, 12, tzinfo=UTC), november)],
+        first_offset=3,
+    )
+    await project_everything(db, 1)
+
+    rows = await db.fetch(
+        "SELECT organization_id, plan, plan_credits FROM billing_periods ORDER BY 1"
+    )
+    assert [tuple(r) for r in rows] == [
+        ("org-1", "business", Decimal(50000)),
+        ("org-2", "business", Decimal(50000)),
+    ]

@@ -12,6 +12,7 @@ EXPECTED_TABLES = {
     "projection_checkpoints",
     "organizations",
     "billing_periods",
+    "plan_changes",
     "organization_daily_usage",
     "scenario_usage",
     "scenario_period_usage",
@@ -39,7 +40,7 @@ def test_migrations_apply_to_an_empty_database(empty_database_url: str) -> None:
     migrate(empty_database_url)
 
     assert tables(empty_database_url) == EXPECTED_TABLES
-    assert current_revision(empty_database_url) == "0004_periods_by_event_time"
+    assert current_revision(empty_database_url) == "0005_plan_changes"
 
 
 def test_migrating_twice_changes_nothing(empty_database_url: str) -> None:

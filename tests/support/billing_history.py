@@ -129,6 +129,20 @@ def billing_history(
         "org-c": [],
     }
     events: list[TypedEvent] = []
+    events.append(  # an upgrade in org-a's second period (REVIEW B3), in any order
+        build_event(
+            T + "subscription.plan_changed.v1",
+            {
+                "organization_id": "org-a",
+                "plan": "business",
+                "plan_credits": "20000",
+                "effective_at": datetime(2026, 11, 10, 12, tzinfo=UTC),
+            },
+            source="billing",
+            event_id="plan-org-a",
+            time=datetime(2026, 11, 10, 12, tzinfo=UTC),
+        )
+    )
     for org, org_periods in periods.items():
         for k, period in enumerate(org_periods):
             events.append(_subscription(org, period, f"sub-{org}-{k}"))
