@@ -133,10 +133,15 @@ class CorrectedEvent(Closed):
 
 
 class CreditsAdjustedV1(Payload):
-    """A correction of any age; it counts in the period of the event it corrects."""
+    """A correction of any age; it counts in the period of the event it corrects.
+
+    When the corrected event is in the store, its time, scenario, run and module
+    are used; the copies here count only until it arrives (DESIGN rule 8).
+    """
 
     scenario_id: Identifier | None = None
     run_id: Identifier | None = None
+    module_id: Identifier | None = None
     credits: SignedCredits
     reason_code: Text
     corrects_event: CorrectedEvent

@@ -30,6 +30,10 @@ CREATE INDEX events_by_organization ON events (organization_id, time);
 -- Re-settling reads an organization's purchases and corrections (few) by this.
 CREATE INDEX events_credit_changes ON events (organization_id)
     WHERE type LIKE 'com.metering.credits.%';
+-- The corrections of an event, found when it arrives after them.
+CREATE INDEX events_corrections ON events
+    ((data->'corrects_event'->>'source'), (data->'corrects_event'->>'id'))
+    WHERE type LIKE 'com.metering.credits.adjusted.%';
 
 -- Every record that did not become an event, with its reason.
 CREATE TABLE rejected_events (
@@ -147,8 +151,8 @@ CREATE TABLE scenario_module_period_usage (
     period_start    timestamp with time zone NOT NULL,
     scenario_id     text NOT NULL,
     module_id       text NOT NULL,
-    app             text NOT NULL,
-    action          text NOT NULL,
+    app             text,            -- NULL while only corrections name the module
+    action          text,
     credits_used    numeric(24,6) NOT NULL DEFAULT 0,
     operations      bigint NOT NULL DEFAULT 0,
     executions      bigint NOT NULL DEFAULT 0,
@@ -180,8 +184,8 @@ CREATE TABLE run_modules (
     organization_id text NOT NULL,
     run_id          text NOT NULL,
     module_id       text NOT NULL,
-    app             text NOT NULL,
-    action          text NOT NULL,
+    app             text,            -- NULL while only corrections name the module
+    action          text,
     credits_used    numeric(24,6) NOT NULL DEFAULT 0,
     operations      bigint NOT NULL DEFAULT 0,
     executions      bigint NOT NULL DEFAULT 0,

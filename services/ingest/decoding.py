@@ -179,7 +179,8 @@ def data_inconsistency(data: object, now: datetime, limits: Limits) -> str | Non
 
     Each rule keeps an event the store could not count out of it (REVIEW A1, F4):
     a period that ends before it starts, a run-level correction without its
-    scenario, a module that finished before it started, a time in the future.
+    scenario, a module-level one without its run, a module that finished before
+    it started, a time in the future.
     """
     fields = vars(data)
     for name in PAST_TIMES:
@@ -194,6 +195,8 @@ def data_inconsistency(data: object, now: datetime, limits: Limits) -> str | Non
         return "data.period_end is not after data.period_start"
     if fields.get("run_id") is not None and fields.get("scenario_id", "") is None:
         return "data.run_id needs data.scenario_id (a run belongs to a scenario)"
+    if fields.get("module_id") is not None and fields.get("run_id", "") is None:
+        return "data.module_id needs data.run_id (a module runs in a run)"
     return None
 
 

@@ -9,7 +9,8 @@ The read models are a function of the set of events, not of their order: a
 subscription period that arrives after usage it governs re-settles that usage
 (`sql/settle.sql`): already projected events of the organization in the
 affected window are taken back from their old period and day and counted in
-their new ones, in the same transaction.
+their new ones, in the same transaction. Likewise a correction projected
+before the event it corrects moves to that event's place when it arrives.
 """
 
 from __future__ import annotations
@@ -100,13 +101,17 @@ async def load_batch(connection: Connection, after: Tracking, limit: int) -> Tra
 async def apply_batch(connection: Connection) -> None:
     """Project the events in projector_batch (and re-settle what they move) into the read models.
 
-    Re-settling runs only for a batch that defines a billing period.
+    Re-settling runs only for a batch that defines a billing period or holds an
+    event that corrections projected before it correct.
     """
     credit_events = queries("credit_events.sql")
+    settle = queries("settle.sql")
     settling = bool(await connection.fetchval(queries("batch.sql")["defines_periods"]))
     if settling:
-        for statement in queries("settle.sql").values():
-            await connection.execute(statement)
+        await connection.execute(settle["settle_windows"])
+        await connection.execute(settle["settled_events"])
+    if await connection.execute(settle["corrected_late"]) != "INSERT 0 0":
+        settling = True
     await connection.execute(credit_events["extract"])
     if settling:
         await connection.execute(credit_events["attribute"], -1, True)
@@ -114,6 +119,8 @@ async def apply_batch(connection: Connection) -> None:
         for statement in queries(name).values():
             await connection.execute(statement)
     if settling:
+        await connection.execute(credit_events["resolve_late"])
+        await connection.execute(credit_events["mark_moved"])
         await connection.execute(credit_events["attribute"], 1, True)
         await connection.execute(credit_events["cancel_unmoved"])
     await connection.execute(credit_events["attribute"], 1, False)

@@ -238,6 +238,7 @@ CORRECTION: dict[str, Any] = {
             "period_end is not after",
         ),
         (ADJUSTED, {**CORRECTION, "scenario_id": None}, "run_id needs data.scenario_id"),
+        (ADJUSTED, {**CORRECTION, "run_id": None, "module_id": "3"}, "module_id needs data.run_id"),
         # REVIEW F4: times that cannot be.
         (
             MODULE_V2,

@@ -1,13 +1,15 @@
 -- scenario_usage --
 -- scenario_usage: all-time credits and runs per scenario; a run counts once,
--- when its first event (module or run event) is projected.
+-- when its first event (module or run event) is projected, in the scenario
+-- 04_runs.sql gives it.
 WITH usage AS (
     SELECT organization_id, scenario_id, sum(credits_used) AS credits_used,
-           sum(operations) AS operations, max(counted_at) AS last_run_at
-    FROM batch_usage WHERE scenario_id IS NOT NULL AND NOT settled
+           sum(operations) AS operations,
+           max(counted_at) FILTER (WHERE is_execution) AS last_run_at
+    FROM batch_usage WHERE scenario_id IS NOT NULL AND (NOT settled OR moved)
     GROUP BY organization_id, scenario_id
 ), new_runs AS (
-    SELECT organization_id, scenario_id, count(*) AS runs, max(first_event_at) AS last_run_at
+    SELECT organization_id, scenario_id, sum(runs) AS runs, max(first_event_at) AS last_run_at
     FROM batch_new_runs GROUP BY organization_id, scenario_id
 )
 INSERT INTO scenario_usage AS s (organization_id, scenario_id, credits_used, operations, runs,
@@ -46,18 +48,21 @@ SET credits_used = s.credits_used + excluded.credits_used,
     operations = s.operations + excluded.operations;
 
 -- scenario_module_period_usage --
--- scenario_module_period_usage: credits per module across the period's runs.
+-- scenario_module_period_usage: credits per module across the period's runs
+-- (executions and module-level corrections).
 INSERT INTO scenario_module_period_usage AS s (organization_id, period_start, scenario_id,
                                                module_id, app, action, credits_used,
                                                operations, executions, errors)
 SELECT organization_id, period_start, scenario_id, module_id, min(app), min(action),
-       sum(credits_used), sum(operations), sum(sign),
+       sum(credits_used), sum(operations), coalesce(sum(sign) FILTER (WHERE is_execution), 0),
        coalesce(sum(sign) FILTER (WHERE status = 'error'), 0)
 FROM batch_usage
-WHERE is_execution
+WHERE module_id IS NOT NULL AND scenario_id IS NOT NULL
 GROUP BY organization_id, period_start, scenario_id, module_id
 ON CONFLICT (organization_id, period_start, scenario_id, module_id) DO UPDATE
-SET credits_used = s.credits_used + excluded.credits_used,
+SET app = least(s.app, excluded.app),
+    action = least(s.action, excluded.action),
+    credits_used = s.credits_used + excluded.credits_used,
     operations = s.operations + excluded.operations,
     executions = s.executions + excluded.executions,
     errors = s.errors + excluded.errors;

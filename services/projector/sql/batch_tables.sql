@@ -16,7 +16,11 @@ CREATE TEMP TABLE IF NOT EXISTS projector_batch (
 -- Every event that moves credits, with the period and day it counts in: the
 -- batch's own (sign 1), and settled events taken back from their old place
 -- (sign -1, settled) and given their new one (sign 1, settled). Amounts carry
--- the sign. Models of a run ignore settled rows: only periods and days move.
+-- the sign. Models of a run ignore settled rows (only periods and days move),
+-- except moved ones: a correction projected before the event it corrects, now
+-- taken from the producer's copy of its place and given the event's (run,
+-- scenario and module may change too). resolved: an execution, or a correction
+-- whose corrected event is in the store (its scenario is the run's evidence).
 -- Written by: credit_events.sql (attribute, cancel_unmoved).
 -- Read by: 03_period_and_daily_totals.sql, 04_runs.sql, 05_scenarios.sql, cleanup.sql,
 -- auto_purchase.sql.
@@ -26,7 +30,7 @@ CREATE TEMP TABLE IF NOT EXISTS batch_usage (
     credits_used numeric, extra_credits numeric, operations bigint,
     counted_at timestamptz, started_at timestamptz, finished_at timestamptz,
     is_execution boolean, day date, period_start timestamptz, period_end timestamptz,
-    sign integer, settled boolean
+    sign integer, settled boolean, moved boolean, resolved boolean
 ) ON COMMIT DELETE ROWS;
 
 -- batch_auto_purchase --
@@ -38,10 +42,12 @@ CREATE TEMP TABLE IF NOT EXISTS batch_auto_purchase (
 ) ON COMMIT DELETE ROWS;
 
 -- batch_new_runs --
--- Runs this batch created (a run counts once in its scenario's run count).
+-- Runs this batch created (a run counts once in its scenario's run count),
+-- or moved to another scenario (runs -1 in the old one, 1 in the new).
 -- Written by: 04_runs.sql. Read by: 05_scenarios.sql.
 CREATE TEMP TABLE IF NOT EXISTS batch_new_runs (
-    organization_id text, run_id text, scenario_id text, first_event_at timestamptz
+    organization_id text, run_id text, scenario_id text, first_event_at timestamptz,
+    runs integer
 ) ON COMMIT DELETE ROWS;
 
 -- settle_windows --
@@ -54,19 +60,21 @@ CREATE TEMP TABLE IF NOT EXISTS settle_windows (
 
 -- settled_events --
 -- Events already projected (before this batch) of those organizations in those
--- windows: their attribution is taken back and given again under the new periods.
--- Written by: settle.sql (settled_events). Read by: credit_events.sql (extract).
+-- windows, and corrections of events in this batch: their attribution is taken
+-- back and given again under the new periods or the corrected event's place.
+-- Written by: settle.sql. Read by: credit_events.sql (extract).
 CREATE TEMP TABLE IF NOT EXISTS settled_events (LIKE projector_batch INCLUDING ALL)
     ON COMMIT DELETE ROWS;
 
 -- credit_events --
 -- Every event that moves credits, from the batch and from settled_events, with
 -- what it moves and the time it counts at, before any period or day is chosen.
--- Written by: credit_events.sql (extract). Read by: credit_events.sql (attribute).
+-- Written by: credit_events.sql (extract, resolve_late). Read by: credit_events.sql.
 CREATE TEMP TABLE IF NOT EXISTS credit_events (
     position bigint, source text, id text, organization_id text, scenario_id text,
     run_id text, module_id text, app text, action text, status text,
     credits_used numeric, extra_credits numeric, operations bigint,
     counted_at timestamptz, started_at timestamptz, finished_at timestamptz,
-    is_execution boolean, settled boolean
+    is_execution boolean, settled boolean, corrects_source text, corrects_id text,
+    resolved boolean, moved boolean
 ) ON COMMIT DELETE ROWS;

@@ -32,6 +32,48 @@ WHERE s.organization_id = t.organization_id AND s.scenario_id = t.scenario_id
 -- drop_emptied_scenario_modules --
 DELETE FROM scenario_module_period_usage s
 USING (SELECT DISTINCT organization_id, period_start, scenario_id, module_id FROM batch_usage
-       WHERE settled AND is_execution) t
+       WHERE settled AND module_id IS NOT NULL AND scenario_id IS NOT NULL) t
 WHERE s.organization_id = t.organization_id AND s.period_start = t.period_start
-  AND s.scenario_id = t.scenario_id AND s.module_id = t.module_id AND s.executions = 0;
+  AND s.scenario_id = t.scenario_id AND s.module_id = t.module_id AND s.executions = 0
+  AND s.credits_used = 0 AND s.operations = 0;
+
+-- drop_emptied_run_modules --
+-- A module that only a moved correction's own copy named.
+DELETE FROM run_modules m
+USING (SELECT DISTINCT organization_id, run_id, module_id FROM batch_usage
+       WHERE moved AND sign = -1 AND run_id IS NOT NULL AND module_id IS NOT NULL) t
+WHERE m.organization_id = t.organization_id AND m.run_id = t.run_id
+  AND m.module_id = t.module_id AND m.executions = 0 AND m.credits_used = 0
+  AND m.operations = 0;
+
+-- recount_modules --
+-- The module count of a run a moved correction left.
+UPDATE runs r SET module_count = (
+    SELECT count(*) FROM run_modules m
+    WHERE m.organization_id = r.organization_id AND m.run_id = r.run_id)
+FROM (SELECT DISTINCT organization_id, run_id FROM batch_usage
+      WHERE moved AND sign = -1 AND run_id IS NOT NULL) t
+WHERE r.organization_id = t.organization_id AND r.run_id = t.run_id;
+
+-- drop_emptied_runs --
+-- A run that only a moved correction's own copy named: gone, and no longer
+-- counted in its scenario.
+WITH dropped AS (
+    DELETE FROM runs r
+    USING (SELECT DISTINCT organization_id, run_id FROM batch_usage
+           WHERE moved AND sign = -1 AND run_id IS NOT NULL) t
+    WHERE r.organization_id = t.organization_id AND r.run_id = t.run_id
+      AND r.executions = 0 AND r.credits_used = 0 AND r.operations = 0 AND r.status IS NULL
+    RETURNING r.organization_id, r.scenario_id
+)
+UPDATE scenario_usage s SET runs = s.runs - d.runs
+FROM (SELECT organization_id, scenario_id, count(*) AS runs FROM dropped GROUP BY 1, 2) d
+WHERE s.organization_id = d.organization_id AND s.scenario_id = d.scenario_id;
+
+-- drop_emptied_scenarios --
+-- A scenario that only a moved correction's own copy named.
+DELETE FROM scenario_usage s
+USING (SELECT DISTINCT organization_id, scenario_id FROM batch_usage
+       WHERE moved AND sign = -1 AND scenario_id IS NOT NULL) t
+WHERE s.organization_id = t.organization_id AND s.scenario_id = t.scenario_id
+  AND s.credits_used = 0 AND s.operations = 0 AND s.runs = 0;

@@ -1,33 +1,78 @@
 -- Events that move credits, and the billing period and day each counts in.
 -- Module executions and corrections move credits used; purchases move extra
--- credits. An event counts at its own time (a correction: the time of the event
--- it corrects; a purchase: its purchased_at, however late it is sent).
+-- credits. An event counts at its own time (a purchase: its purchased_at,
+-- however late it is sent). A correction counts where the event it corrects
+-- is (its time, scenario, run and module) once that event is in the store;
+-- until then, where the correction's own copy says (DESIGN rule 8).
 
 -- extract --
--- What each event moves; its period and day are chosen by attribute.
+-- What each event moves; its period and day are chosen by attribute. A
+-- correction of the batch is resolved against the store up to the batch's end;
+-- a settled one against the store before the batch (as it was counted).
+WITH first AS (
+    SELECT transaction_id::text::xid8 AS xid, position FROM projector_batch
+    ORDER BY transaction_id, position LIMIT 1
+), last AS (
+    SELECT transaction_id::text::xid8 AS xid, position FROM projector_batch
+    ORDER BY transaction_id DESC, position DESC LIMIT 1
+)
 INSERT INTO credit_events
-SELECT b.position, b.source, b.id, b.organization_id, d->>'scenario_id', d->>'run_id',
-       d->>'module_id', d->>'app', d->>'action', d->>'status',
+SELECT b.position, b.source, b.id, b.organization_id,
+       CASE WHEN t.found THEN t.data->>'scenario_id' ELSE d->>'scenario_id' END,
+       CASE WHEN t.found THEN t.data->>'run_id' ELSE d->>'run_id' END,
+       CASE WHEN t.found THEN t.data->>'module_id' ELSE d->>'module_id' END,
+       d->>'app', d->>'action', d->>'status',
        CASE WHEN b.type LIKE 'com.metering.credits.purchased.%' THEN 0
             ELSE (d->>'credits')::numeric END,
        CASE WHEN b.type LIKE 'com.metering.credits.purchased.%' THEN (d->>'credits')::numeric
             ELSE 0 END,
        coalesce((d->>'operations')::bigint, 0),
-       CASE WHEN b.type LIKE 'com.metering.credits.adjusted.%' THEN (d->>'corrects_time')::timestamptz
+       CASE WHEN t.found THEN t.time
+            WHEN b.type LIKE 'com.metering.credits.adjusted.%' THEN (d->>'corrects_time')::timestamptz
             WHEN b.type LIKE 'com.metering.credits.purchased.%' THEN (d->>'purchased_at')::timestamptz
             ELSE b.time END,
        (d->>'started_at')::timestamptz, (d->>'finished_at')::timestamptz,
        b.type LIKE 'com.metering.module_execution.completed.%',
-       b.settled
+       b.settled, d->'corrects_event'->>'source', d->'corrects_event'->>'id',
+       b.type NOT LIKE 'com.metering.credits.adjusted.%' OR coalesce(t.found, false), false
 FROM (
     SELECT position, source, id, type, organization_id, time, data AS d, false AS settled
     FROM projector_batch
     UNION ALL
     SELECT position, source, id, type, organization_id, time, data, true FROM settled_events
 ) b
+CROSS JOIN first f
+CROSS JOIN last l
+LEFT JOIN LATERAL (
+    SELECT true AS found, e.time, e.data FROM events e
+    WHERE b.type LIKE 'com.metering.credits.adjusted.%'
+      AND e.source = b.d->'corrects_event'->>'source' AND e.id = b.d->'corrects_event'->>'id'
+      AND e.organization_id = b.organization_id
+      AND e.type LIKE 'com.metering.module_execution.completed.%'
+      AND CASE WHEN b.settled THEN (e.transaction_id, e.position) < (f.xid, f.position)
+               ELSE (e.transaction_id, e.position) <= (l.xid, l.position) END
+) t ON true
 WHERE b.type LIKE 'com.metering.module_execution.completed.%'
    OR b.type LIKE 'com.metering.credits.adjusted.%'
    OR b.type LIKE 'com.metering.credits.purchased.%';
+
+-- resolve_late --
+-- Settled corrections whose corrected event is in this batch: after their old
+-- place is taken back (attribute, sign -1), they take the event's place.
+UPDATE credit_events c
+SET counted_at = e.time, scenario_id = e.data->>'scenario_id', run_id = e.data->>'run_id',
+    module_id = e.data->>'module_id', resolved = true, moved = true
+FROM projector_batch e
+WHERE c.settled AND NOT c.resolved
+  AND e.source = c.corrects_source AND e.id = c.corrects_id
+  AND e.organization_id = c.organization_id
+  AND e.type LIKE 'com.metering.module_execution.completed.%';
+
+-- mark_moved --
+-- Their taken-back rows move in the models of a run too.
+UPDATE batch_usage u SET moved = true
+FROM credit_events c
+WHERE u.settled AND c.moved AND c.position = u.position;
 
 -- attribute --
 -- $1: the sign (-1 takes an attribution back, 1 gives one); $2: settled events
@@ -51,7 +96,7 @@ SELECT c.position, c.source, c.id, c.organization_id, c.scenario_id, c.run_id, c
            (SELECT min(bp.period_start) FROM billing_periods bp
             WHERE bp.organization_id = c.organization_id AND bp.subscribed
               AND bp.period_start > c.counted_at))),
-       $1::integer, $2::boolean
+       $1::integer, $2::boolean, c.moved, c.resolved
 FROM credit_events c
 LEFT JOIN LATERAL (
     SELECT bp.period_start, bp.period_end, bp.timezone FROM billing_periods bp
@@ -66,5 +111,6 @@ WHERE c.settled = $2::boolean;
 -- given again.
 DELETE FROM batch_usage u
 USING batch_usage v
-WHERE u.settled AND v.settled AND u.position = v.position AND u.sign = -v.sign
+WHERE u.settled AND v.settled AND NOT u.moved AND NOT v.moved
+  AND u.position = v.position AND u.sign = -v.sign
   AND u.period_start = v.period_start AND u.period_end = v.period_end AND u.day = v.day;

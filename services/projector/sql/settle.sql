@@ -42,3 +42,21 @@ WHERE (e.transaction_id, e.position) < (
     SELECT transaction_id::text::xid8, position FROM projector_batch
     ORDER BY transaction_id, position LIMIT 1)
 ON CONFLICT (position) DO NOTHING;
+
+-- corrected_late --
+-- Corrections projected before this batch whose corrected event is in it: they
+-- were counted where their own copy said, and now move to the event's place
+-- (credit_events.sql, resolve_late). Index events_corrections.
+INSERT INTO settled_events
+SELECT e.position, e.transaction_id::text::bigint, e.source, e.id, e.type, e.organization_id,
+       e.time, e.data, e.recorded_at
+FROM projector_batch b
+JOIN events e ON e.data->'corrects_event'->>'source' = b.source
+             AND e.data->'corrects_event'->>'id' = b.id
+             AND e.type LIKE 'com.metering.credits.adjusted.%'
+WHERE b.type LIKE 'com.metering.module_execution.completed.%'
+  AND e.organization_id = b.organization_id
+  AND (e.transaction_id, e.position) < (
+    SELECT transaction_id::text::xid8, position FROM projector_batch
+    ORDER BY transaction_id, position LIMIT 1)
+ON CONFLICT (position) DO NOTHING;
