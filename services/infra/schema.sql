@@ -79,7 +79,10 @@ CREATE TABLE organizations (
     auto_purchase_threshold numeric(24,6),
     auto_purchase_pack      numeric(24,6),
     plan_since              timestamp with time zone,  -- plan and zone: latest by
-    timezone_since          timestamp with time zone   -- effective time, not arrival
+    timezone_since          timestamp with time zone,  -- effective time, not arrival
+    plan_by                 text,  -- ties (and auto-purchase settings): the latest
+    timezone_by             text,  -- event time, then the greatest source:id, as
+    auto_purchase_by        text   -- one sortable key
 );
 
 CREATE TABLE billing_periods (
@@ -95,6 +98,10 @@ CREATE TABLE billing_periods (
     timezone        text,                            -- counts the period's days
     subscribed_plan    text,            -- the subscription's own plan; plan and
     subscribed_credits numeric(24,6),   -- plan_credits above are the plan in effect
+    subscribed_end  timestamp with time zone,  -- the subscription's own end; period_end
+                                               -- is clipped by the next subscribed start
+    defined_at      timestamp with time zone,  -- the period_started that won: latest
+    defined_by      text,                      -- time, then source:id
     PRIMARY KEY (organization_id, period_start),
     CHECK (period_end > period_start)
 );

@@ -6,10 +6,10 @@ tests/integration/test_billing_agrees_with_sql.py checks that the two agree:
 - credits remaining = plan + extra - used: `remaining` in
   services/projector/sql/auto_purchase.sql (`plan_credits + extra_credits -
   credits_used`), which decides auto-purchases;
-- the calendar month in UTC for an organization without a subscription:
-  `date_trunc('month', t, 'UTC')` to `date_trunc('month', t, 'UTC') + interval
-  '1 month'` in services/projector/sql/credit_events.sql (attribute), which files usage
-  into periods;
+- the period shown without a subscription is the stand-in usage is filed in
+  (the UTC calendar month clipped by subscribed periods): CURRENT_PERIOD in
+  services/query_api/queries.py against services/projector/sql/credit_events.sql
+  (attribute);
 - the used ratio, used / (plan + extra): USAGE_GAUGES in
   services/query_api/queries.py, which picks the organizations that get usage
   gauges, most used first.
@@ -17,7 +17,7 @@ tests/integration/test_billing_agrees_with_sql.py checks that the two agree:
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -80,14 +80,3 @@ def average_daily_usage(
 ) -> Decimal:
     """Credits used per local day of the period so far, to 0.000001."""
     return (used / days_counted(start, end, now, zone)).quantize(DAILY_USAGE_STEP)
-
-
-def month_start(t: datetime) -> datetime:
-    """Midnight UTC on the first day of the UTC calendar month that holds `t`."""
-    return t.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def calendar_month(t: datetime) -> tuple[datetime, datetime]:
-    """The billing period of an organization without a subscription: [start, end) in UTC."""
-    start = month_start(t)
-    return start, month_start(start + timedelta(days=32))

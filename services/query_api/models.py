@@ -141,8 +141,8 @@ class RunSummary(Model):
 
 class ModuleUsage(Model):
     module_id: str
-    app: str
-    action: str
+    app: str | None = Field(description="Null while only corrections name the module.")
+    action: str | None
     credits_used: Credits
     operations: int
     executions: int

@@ -18,7 +18,15 @@ CURRENT_PERIOD = """
 SELECT p.period_start, p.period_end, p.plan, p.plan_credits, p.extra_credits, p.credits_used,
        coalesce(p.timezone, 'UTC') AS timezone,
        o.plan AS organization_plan, coalesce(o.auto_purchase_enabled, false) AS ap_enabled,
-       o.auto_purchase_threshold, o.auto_purchase_pack
+       o.auto_purchase_threshold, o.auto_purchase_pack,
+       greatest(date_trunc('month', $2, 'UTC'), (
+           SELECT max(bp.period_end) FROM billing_periods bp
+           WHERE bp.organization_id = q.organization_id AND bp.subscribed
+             AND bp.period_end <= $2)) AS standin_start,
+       least(date_trunc('month', $2, 'UTC') + interval '1 month', (
+           SELECT min(bp.period_start) FROM billing_periods bp
+           WHERE bp.organization_id = q.organization_id AND bp.subscribed
+             AND bp.period_start > $2)) AS standin_end
 FROM (SELECT $1::text AS organization_id) q
 LEFT JOIN LATERAL (
     SELECT * FROM billing_periods bp

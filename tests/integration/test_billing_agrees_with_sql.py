@@ -3,7 +3,7 @@
 On the real PostgreSQL: credits remaining as auto-purchase computes them
 (services/projector/sql/auto_purchase.sql), which periods the usage gauges pick
 and in which order (USAGE_GAUGES in services/query_api/queries.py), and the
-calendar month in UTC that usage falls into without a subscription
+period shown without a subscription: the stand-in usage is filed in
 (services/projector/sql/credit_events.sql). Exact decimals throughout.
 """
 
@@ -18,6 +18,7 @@ import asyncpg
 from services.projector.projection import auto_purchase_statements
 from services.query_api import billing
 from services.query_api.queries import Reader
+from services.query_api.routes.usage import period_of
 
 D = Decimal
 
@@ -165,23 +166,69 @@ INSTANTS = [
 ]
 
 
-async def test_the_fallback_period_is_the_calendar_month_the_projector_files_usage_in(
-    db: asyncpg.Connection,
+async def test_without_a_period_the_api_shows_the_stand_in_the_projector_files_usage_in(
+    db: asyncpg.Connection, database_url: str
 ) -> None:
-    await db.execute("SET TimeZone = 'UTC'")
-    disagreements = []
-    for t in INSTANTS:
-        in_sql = await db.fetchrow(
-            "SELECT date_trunc('month', $1::timestamptz, 'UTC') AS start,"
-            " date_trunc('month', $1::timestamptz, 'UTC') + interval '1 month' AS end",
-            t,
-        )
-        assert in_sql is not None
-        if (in_sql["start"], in_sql["end"]) != billing.calendar_month(t):
-            disagreements.append((t, tuple(in_sql), billing.calendar_month(t)))
+    # Two subscribed periods clip the calendar months next to them; every instant
+    # (month ends, leap days, offsets) is projected, and the period the API shows
+    # at that instant is the one the projector filed it in.
+    from tests.support.billing_history import Period as Subscribed
+    from tests.support.billing_history import _subscription
+    from tests.support.events import module_execution
+    from tests.support.projecting import project_everything
+    from tests.support.store import store
+
+    subscribed = [
+        Subscribed(
+            datetime(2026, 3, 10, 7, tzinfo=UTC), datetime(2026, 4, 10, 7, tzinfo=UTC), "UTC"
+        ),
+        Subscribed(datetime(2027, 1, 20, tzinfo=UTC), datetime(2027, 2, 20, tzinfo=UTC), "UTC"),
+    ]
+    instants = [t for t in INSTANTS if 2000 <= t.astimezone(UTC).year < 2100]
+    instants += [datetime(2026, 3, 10, 6, 59, tzinfo=UTC), datetime(2026, 4, 10, 7, tzinfo=UTC)]
+    instants += [datetime(2027, 1, 19, 23, 59, tzinfo=UTC), datetime(2027, 2, 25, tzinfo=UTC)]
+    events = [_subscription("org-1", p, f"sub-{k}") for k, p in enumerate(subscribed)]
+    events += [module_execution("org-1", k, D(1), when=t) for k, t in enumerate(instants)]
+    await store(db, events)
+    await project_everything(db, 1000)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    try:
+        reader = Reader(pool)
+        disagreements = []
+        for t in instants:
+            filed = await db.fetchrow(
+                "SELECT period_start, period_end FROM billing_periods"
+                " WHERE organization_id = 'org-1' AND period_start <= $1 AND $1 < period_end",
+                t,
+            )
+            assert filed is not None, t
+            shown = period_of(await reader.current_period("org-1", t))
+            if shown != tuple(filed):
+                disagreements.append((t, tuple(filed), shown))
+    finally:
+        await pool.close()
 
     assert disagreements == []
-    assert billing.calendar_month(datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)) == (
-        datetime(2026, 12, 1, tzinfo=UTC),
-        datetime(2027, 1, 1, tzinfo=UTC),
-    )
+    # The stand-ins next to the subscribed periods are clipped by them.
+    clipped = [
+        (t, tuple(period_of(await _row(database_url, t))))
+        for t in (datetime(2026, 4, 20, tzinfo=UTC), datetime(2027, 1, 5, tzinfo=UTC))
+    ]
+    assert clipped == [
+        (
+            datetime(2026, 4, 20, tzinfo=UTC),
+            (datetime(2026, 4, 10, 7, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC)),
+        ),
+        (
+            datetime(2027, 1, 5, tzinfo=UTC),
+            (datetime(2027, 1, 1, tzinfo=UTC), datetime(2027, 1, 20, tzinfo=UTC)),
+        ),
+    ]
+
+
+async def _row(url: str, t: datetime) -> asyncpg.Record:
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
+    try:
+        return await Reader(pool).current_period("org-1", t)
+    finally:
+        await pool.close()

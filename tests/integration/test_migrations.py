@@ -40,7 +40,7 @@ def test_migrations_apply_to_an_empty_database(empty_database_url: str) -> None:
     migrate(empty_database_url)
 
     assert tables(empty_database_url) == EXPECTED_TABLES
-    assert current_revision(empty_database_url) == "0006_corrections_by_stored_event"
+    assert current_revision(empty_database_url) == "0007_periods_never_overlap"
 
 
 def test_migrating_twice_changes_nothing(empty_database_url: str) -> None:

@@ -169,8 +169,18 @@ def _next_month(t: datetime) -> datetime:
     return _month(_month(t) + timedelta(days=32))
 
 
+def clipped(periods: list[Period]) -> list[Period]:
+    """Subscribed periods as they count: each ends at the next one's start at the latest."""
+    ordered = sorted(periods, key=lambda p: p.start)
+    return [
+        Period(p.start, min([p.end, *(q.start for q in ordered[k + 1 : k + 2])]), p.zone)
+        for k, p in enumerate(ordered)
+    ]
+
+
 def resolve(periods: list[Period], t: datetime) -> Period:
     """The period an instant counts in: its subscribed period, else the clipped calendar month."""
+    periods = clipped(periods)
     holding = [p for p in periods if p.start <= t < p.end]
     if holding:
         return max(holding, key=lambda p: p.start)
@@ -194,7 +204,7 @@ def expected_models(events: list[TypedEvent], periods: dict[str, list[Period]]) 
     days: dict[tuple[str, date], Decimal] = defaultdict(Decimal)
     scenarios: dict[tuple[str, datetime, str], Decimal] = defaultdict(Decimal)
     for org, org_periods in periods.items():
-        for p in org_periods:
+        for p in clipped(org_periods):
             ends[(org, p.start)] = p.end
             used[(org, p.start)] += 0
             extra[(org, p.start)] += 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -30,7 +31,7 @@ from hypothesis import strategies as st
 
 from schemas import TypedEvent
 from services.emitter import build_event
-from tests.support.billing_history import Period, resolve
+from tests.support.billing_history import Period, clipped, resolve
 
 T = "com.metering."
 BASE = datetime(2026, 5, 1, tzinfo=UTC)
@@ -95,6 +96,34 @@ def _periods(org: str, rng: random.Random, count: int) -> list[TypedEvent]:
                 time=start,
             )
         )
+        roll = rng.random()
+        if roll < 0.15:  # redefined later with another end: the latest by time wins
+            out.append(
+                build_event(
+                    T + "subscription.period_started.v1",
+                    {**data, "period_end": end - timedelta(days=5), "plan_credits": "700"},
+                    source="billing",
+                    event_id=f"sub-{org}-{k}-shortened",
+                    time=start + timedelta(days=1),
+                )
+            )
+            end -= timedelta(days=5)
+        elif roll < 0.3:  # another period starting inside this one: it clips it
+            out.append(
+                build_event(
+                    T + "subscription.period_started.v1",
+                    {
+                        **data,
+                        "period_start": start + timedelta(days=2, seconds=9),
+                        "period_end": end + timedelta(days=2, seconds=9),
+                        "timezone": "Asia/Tokyo",
+                    },
+                    source="billing",
+                    event_id=f"sub-{org}-{k}-moved",
+                    time=start + timedelta(days=2),
+                )
+            )
+            end += timedelta(days=2, seconds=9)
         if rng.random() < 0.3:  # re-sent, days later, under another id
             out.append(
                 build_event(
@@ -202,6 +231,21 @@ def _plan_change(org: str, n: int, rng: random.Random) -> TypedEvent:
     )
 
 
+def _auto_purchase(org: str, n: int, rng: random.Random) -> TypedEvent:
+    return build_event(
+        T + "credits.auto_purchase_configured.v1",
+        {
+            "organization_id": org,
+            "enabled": rng.random() < 0.7,
+            "threshold_credits": str(rng.randint(0, 500)),
+            "pack_credits": str(rng.randint(1, 9) * 100),
+        },
+        source="billing",
+        event_id=f"ap-{org}-{n}",
+        time=_at(rng),
+    )
+
+
 def _correction(org: str, n: int, rng: random.Random, target: TypedEvent | None) -> TypedEvent:
     if target is None:  # of an event never sent
         data: dict[str, Any] = {
@@ -247,33 +291,36 @@ def _correction(org: str, n: int, rng: random.Random, target: TypedEvent | None)
     )
 
 
-@st.composite
-def histories(draw: st.DrawFn) -> History:
-    """One to three organizations' histories, all sent to one store."""
-    rng = draw(st.randoms(use_true_random=False))
+def build_history(rng: random.Random, count: Callable[[int, int], int]) -> History:
+    """One to three organizations' histories, all sent to one store.
+
+    `count(low, high)` chooses how many of each thing there are: Hypothesis's
+    draws in `histories`, or `rng.randint` for one fixed history.
+    """
     events: list[TypedEvent] = []
-    for o in range(draw(st.integers(1, 3))):
+    for o in range(count(1, 3)):
         org = f"org-{o}"
-        events += _periods(org, rng, draw(st.integers(0, 3)))
+        events += _periods(org, rng, count(0, 3))
         executions: list[TypedEvent] = []
-        for n in range(draw(st.integers(1, 12))):
+        for n in range(count(1, 12)):
             run = _run(org, n, rng)
             events += run
             executions += [e for e in run if e.type.startswith(T + "module_execution")]
-        events += [_purchase(org, n, rng) for n in range(draw(st.integers(0, 3)))]
-        events += [_plan_change(org, n, rng) for n in range(draw(st.integers(0, 2)))]
-        for n in range(draw(st.integers(0, 5))):
+        events += [_purchase(org, n, rng) for n in range(count(0, 3))]
+        events += [_plan_change(org, n, rng) for n in range(count(0, 2))]
+        events += [_auto_purchase(org, n, rng) for n in range(count(0, 2))]
+        for n in range(count(0, 5)):
             target = rng.choice([*executions, None])
             events.append(_correction(org, n, rng, target))
             if target is not None and rng.random() < 0.2:  # a second correction of it
                 events.append(_correction(org, n + 100, rng, target))
     history = History(events[:])
-    for _ in range(draw(st.integers(0, 3))):  # exact copies: duplicates
+    for _ in range(count(0, 3)):  # exact copies: duplicates
         history.events.append(rng.choice(events))
-    for _ in range(draw(st.integers(0, 2))):  # same id, other credits: conflicts
+    for _ in range(count(0, 2)):  # same id, other credits: conflicts
         original = rng.randrange(len(events))
         event = events[original]
-        if "credits" in type(event.data).model_fields and event.type.endswith("completed.v2"):
+        if event.type.endswith("completed.v2"):
             data = event.data.model_copy(update={"credits": cast(Any, event.data).credits + 1})
             history.conflicts[len(history.events)] = original
             history.events.append(
@@ -282,6 +329,13 @@ def histories(draw: st.DrawFn) -> History:
                 )
             )
     return history
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> History:
+    """Histories as Hypothesis draws them (see build_history)."""
+    rng = draw(st.randoms(use_true_random=False))
+    return build_history(rng, lambda low, high: draw(st.integers(low, high)))
 
 
 @dataclass
@@ -300,7 +354,7 @@ class Expected:
     """(organization, run, module) -> (credits used, executions)."""
 
 
-def _stored(events: list[TypedEvent]) -> list[TypedEvent]:
+def stored(events: list[TypedEvent]) -> list[TypedEvent]:
     """The set the store holds: the first copy of each (source, id)."""
     seen: dict[tuple[str, str], TypedEvent] = {}
     for event in events:
@@ -311,8 +365,11 @@ def _stored(events: list[TypedEvent]) -> list[TypedEvent]:
 def _subscriptions(events: list[TypedEvent]) -> tuple[dict[str, list[Period]], dict[Any, Decimal]]:
     periods: dict[str, dict[datetime, Period]] = defaultdict(dict)
     credits: dict[tuple[str, datetime], Decimal] = {}
-    for e in events:
+    latest_first = sorted(events, key=lambda e: (e.time, f"{e.source}:{e.id}"), reverse=True)
+    for e in latest_first:
         if e.type.startswith(T + "subscription.period_started"):
+            if e.data.period_start in periods[e.subject]:  # type: ignore[attr-defined]
+                continue  # the latest by event time defines the period
             d: Any = e.data
             periods[e.subject][d.period_start] = Period(
                 d.period_start, d.period_end, d.timezone or "UTC"
@@ -323,8 +380,11 @@ def _subscriptions(events: list[TypedEvent]) -> tuple[dict[str, list[Period]], d
         for e in events
         if e.type.startswith(T + "subscription.plan_changed")
     )
+    ends = {
+        (org, p.start): p.end for org, ps in periods.items() for p in clipped(list(ps.values()))
+    }
     for (org, start), _ in list(credits.items()):
-        end = periods[org][start].end
+        end = ends[(org, start)]
         inside = [c for o, at, c in changes if o == org and start <= at < end]
         if inside:
             credits[(org, start)] = inside[-1]
@@ -332,7 +392,7 @@ def _subscriptions(events: list[TypedEvent]) -> tuple[dict[str, list[Period]], d
 
 
 def expected(sent: list[TypedEvent]) -> Expected:
-    events = _stored(sent)
+    events = stored(sent)
     periods, plans = _subscriptions(events)
     executions = {(e.source, e.id): e for e in events if e.type.startswith(T + "module_execution")}
     used: dict[Any, Decimal] = defaultdict(Decimal)
@@ -346,7 +406,7 @@ def expected(sent: list[TypedEvent]) -> Expected:
     known: dict[Any, set[str]] = defaultdict(set)
     copies: dict[Any, set[str]] = defaultdict(set)
     for org, org_periods in periods.items():
-        for p in org_periods:
+        for p in clipped(org_periods):
             ends[(org, p.start)] = p.end
             used[(org, p.start)] += 0
             extra[(org, p.start)] += 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -124,68 +124,6 @@ def test_average_daily_usage_is_quantized_to_millionths(
 
     assert result == average
     assert result.as_tuple().exponent == -6
-
-
-@pytest.mark.parametrize(
-    ("t", "start"),
-    [
-        (datetime(2026, 11, 24, 9, 30, 15, 123, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)),
-        (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)),
-        (
-            datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-            datetime(2026, 12, 1, tzinfo=UTC),
-        ),
-        # Still February in UTC, already March in UTC+2.
-        (
-            datetime(2026, 3, 1, 0, 30, tzinfo=timezone(timedelta(hours=2))),
-            datetime(2026, 2, 1, tzinfo=UTC),
-        ),
-        # Already January in UTC, still December in UTC-5.
-        (
-            datetime(2026, 12, 31, 20, tzinfo=timezone(timedelta(hours=-5))),
-            datetime(2027, 1, 1, tzinfo=UTC),
-        ),
-    ],
-)
-def test_month_start_is_midnight_utc_on_the_first_of_the_utc_month(
-    t: datetime, start: datetime
-) -> None:
-    result = billing.month_start(t)
-
-    assert result == start
-    assert result.tzinfo == UTC
-
-
-@pytest.mark.parametrize(
-    ("t", "start", "end"),
-    [
-        (datetime(2026, 11, 24, tzinfo=UTC), (2026, 11, 1), (2026, 12, 1)),
-        (datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), (2026, 12, 1), (2027, 1, 1)),
-        (datetime(2027, 1, 1, tzinfo=UTC), (2027, 1, 1), (2027, 2, 1)),
-        (datetime(2027, 1, 31, 12, tzinfo=UTC), (2027, 1, 1), (2027, 2, 1)),
-        (datetime(2027, 2, 28, 23, tzinfo=UTC), (2027, 2, 1), (2027, 3, 1)),
-        (datetime(2028, 2, 29, 12, tzinfo=UTC), (2028, 2, 1), (2028, 3, 1)),  # leap year
-        (datetime(2100, 2, 28, tzinfo=UTC), (2100, 2, 1), (2100, 3, 1)),  # not a leap year
-        (datetime(2000, 2, 29, tzinfo=UTC), (2000, 2, 1), (2000, 3, 1)),  # a leap century
-        (datetime(2026, 7, 31, 23, 59, tzinfo=UTC), (2026, 7, 1), (2026, 8, 1)),
-    ],
-)
-def test_without_a_subscription_the_period_is_the_utc_calendar_month(
-    t: datetime, start: tuple[int, int, int], end: tuple[int, int, int]
-) -> None:
-    assert billing.calendar_month(t) == (
-        datetime(*start, tzinfo=UTC),
-        datetime(*end, tzinfo=UTC),
-    )
-
-
-def test_consecutive_calendar_months_meet_without_gap_or_overlap() -> None:
-    start, end = billing.calendar_month(datetime(2026, 1, 15, tzinfo=UTC))
-    for _ in range(60):
-        next_start, next_end = billing.calendar_month(end)
-        assert next_start == end
-        assert billing.calendar_month(end - timedelta(microseconds=1)) == (start, end)
-        start, end = next_start, next_end
 
 
 @pytest.mark.parametrize(

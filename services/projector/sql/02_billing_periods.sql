@@ -1,20 +1,42 @@
 -- billing_periods_from_subscriptions --
--- billing_periods: defined by subscription events (the latest for a start wins).
--- A calendar-month stand-in with the same start becomes the real period. The
--- plan in effect is set again by plans_in_effect below.
+-- billing_periods: defined by subscription events. Of several for one start,
+-- the latest by event time wins (then the greatest source:id), whatever order
+-- they arrive in. A calendar-month stand-in with the same start becomes the real
+-- period. The plan in effect is set again by plans_in_effect below, the end by
+-- clip_periods.
 INSERT INTO billing_periods AS p (organization_id, period_start, period_end, plan, plan_credits,
-                                  subscribed, timezone, subscribed_plan, subscribed_credits)
+                                  subscribed, timezone, subscribed_plan, subscribed_credits,
+                                  subscribed_end, defined_at, defined_by)
 SELECT DISTINCT ON (organization_id, (data->>'period_start')::timestamptz)
        organization_id, (data->>'period_start')::timestamptz, (data->>'period_end')::timestamptz,
        data->>'plan', (data->>'plan_credits')::numeric, true, coalesce(data->>'timezone', 'UTC'),
-       data->>'plan', (data->>'plan_credits')::numeric
+       data->>'plan', (data->>'plan_credits')::numeric, (data->>'period_end')::timestamptz,
+       time, source || ':' || id
 FROM projector_batch
 WHERE type LIKE 'com.metering.subscription.period_started.%'
-ORDER BY organization_id, (data->>'period_start')::timestamptz, position DESC
+ORDER BY organization_id, (data->>'period_start')::timestamptz, time DESC,
+         source || ':' || id DESC
 ON CONFLICT (organization_id, period_start) DO UPDATE
 SET period_end = excluded.period_end, plan = excluded.plan, plan_credits = excluded.plan_credits,
     subscribed = true, timezone = excluded.timezone, subscribed_plan = excluded.subscribed_plan,
-    subscribed_credits = excluded.subscribed_credits;
+    subscribed_credits = excluded.subscribed_credits, subscribed_end = excluded.subscribed_end,
+    defined_at = excluded.defined_at, defined_by = excluded.defined_by
+WHERE NOT p.subscribed
+   OR (excluded.defined_at, excluded.defined_by) > (p.defined_at, p.defined_by);
+
+-- clip_periods --
+-- A subscribed period ends at its own end or at the next subscribed period's
+-- start, whichever is first: periods never overlap, and an instant counts in
+-- the period with the latest start before it. Organizations this batch defines.
+UPDATE billing_periods p
+SET period_end = least(p.subscribed_end, (
+    SELECT min(q.period_start) FROM billing_periods q
+    WHERE q.organization_id = p.organization_id AND q.subscribed
+      AND q.period_start > p.period_start))
+WHERE p.subscribed
+  AND p.organization_id IN (
+      SELECT organization_id FROM projector_batch
+      WHERE type LIKE 'com.metering.subscription.period_started.%');
 
 -- plan_changes --
 -- Every plan change, by its effective time.

@@ -5,13 +5,17 @@
 -- counted in its new one (credit_events.sql, attribute with sign -1, then +1).
 
 -- settle_windows --
--- The window is the defined period, and the one it replaces if it was defined
--- before with another end, widened to whole UTC months: calendar-month
--- stand-ins next to it are clipped by it, so their events may move too.
+-- The window is the defined period, the one it replaces if it was defined
+-- before with another end, and the earlier period it clips, widened to whole
+-- UTC months: calendar-month stand-ins next to it are clipped by it, so their
+-- events may move too.
 INSERT INTO settle_windows (organization_id, window_start, window_end)
 SELECT b.organization_id,
        date_trunc('month', s.period_start, 'UTC'),
-       date_trunc('month', greatest(s.period_end, old.period_end), 'UTC') + interval '1 month'
+       date_trunc('month', greatest(s.period_end, old.subscribed_end, (
+           SELECT max(q.subscribed_end) FROM billing_periods q
+           WHERE q.organization_id = b.organization_id AND q.subscribed
+             AND q.period_start < s.period_start)), 'UTC') + interval '1 month'
 FROM projector_batch b
 CROSS JOIN LATERAL (
     SELECT (b.data->>'period_start')::timestamptz AS period_start,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from services.query_api import billing, cursors
+from services.query_api import cursors
 from services.query_api.deps import CursorQuery, IdPath, OrganizationId, PeriodQuery, ReadModels
 from services.query_api.errors import NOT_FOUND, bad_input
 from services.query_api.models import (
@@ -81,7 +81,8 @@ async def period_start(read_models: Reader, organization_id: str, period: str) -
     """The start of the billing period `period` names (PeriodQuery), or 422 if it has none."""
     if period == "current":
         row = await read_models.current_period(organization_id, datetime.now(UTC))
-        return row["period_start"] or billing.month_start(datetime.now(UTC))
+        current: datetime = row["period_start"] or row["standin_start"]
+        return current
     try:
         day = date.fromisoformat(period)
     except ValueError:

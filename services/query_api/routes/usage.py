@@ -45,7 +45,7 @@ def router(settings: ApiSettings) -> APIRouter:
         if from_ is None or to is None:
             now = datetime.now(UTC)
             row = await read_models.current_period(organization_id, now)
-            start, end = period_of(row, now)
+            start, end = period_of(row)
             first, today = billing.local_days(start, end, now, row["timezone"])
             from_ = from_ or first
             to = to or today
@@ -73,7 +73,7 @@ def router(settings: ApiSettings) -> APIRouter:
 
 def current_usage(organization_id: str, row: asyncpg.Record, now: datetime) -> Usage:
     """The usage report of `row` (Reader.current_period); a calendar month if it has no period."""
-    start, end = period_of(row, now)
+    start, end = period_of(row)
     plan_credits = row["plan_credits"] or billing.ZERO
     extra = row["extra_credits"] or billing.ZERO
     used = row["credits_used"] or billing.ZERO
@@ -98,10 +98,14 @@ def current_usage(organization_id: str, row: asyncpg.Record, now: datetime) -> U
     )
 
 
-def period_of(row: asyncpg.Record, now: datetime) -> tuple[datetime, datetime]:
-    """The bounds of the current period of `row` (Reader.current_period), or the calendar month."""
+def period_of(row: asyncpg.Record) -> tuple[datetime, datetime]:
+    """The bounds of the current period of `row` (Reader.current_period).
+
+    Without one, the stand-in the projector counts usage in: the UTC calendar
+    month, clipped by the subscribed periods on either side.
+    """
     if row["period_start"] is None:
-        return billing.calendar_month(now)
+        return row["standin_start"], row["standin_end"]
     start: datetime = row["period_start"]
     end: datetime = row["period_end"]
     return start, end
