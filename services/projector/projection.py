@@ -113,6 +113,7 @@ async def apply_batch(connection: Connection) -> None:
     if await connection.execute(settle["corrected_late"]) != "INSERT 0 0":
         settling = True
     await connection.execute(credit_events["extract"])
+    await connection.execute(credit_events["extract_corrections"])
     if settling:
         await connection.execute(credit_events["attribute"], -1, True)
     for name in DEFINITIONS:

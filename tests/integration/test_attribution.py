@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -152,3 +153,105 @@ async def test_a_plan_change_sets_the_credits_of_its_period_whenever_it_arrives(
         ("org-1", "business", Decimal(50000)),
         ("org-2", "business", Decimal(50000)),
     ]
+
+
+async def test_plan_and_zone_are_the_latest_by_effective_time_whatever_arrives_last(
+    new_database: Callable[[], str],
+) -> None:
+    # REVIEW B8: a backfilled old period_started, sent after today's, set the
+    # organization's plan and zone ("latest by position").
+    from services.infra import database
+    from services.projector.projection import prepare_connection
+
+    october = datetime(2026, 10, 1, tzinfo=UTC)
+    november = datetime(2026, 11, 1, tzinfo=UTC)
+    old = build_event(
+        "com.metering.subscription.period_started.v1",
+        {
+            "organization_id": "org-1",
+            "plan": "free",
+            "plan_credits": "1000",
+            "period_start": october,
+            "period_end": november,
+            "timezone": "Asia/Tokyo",
+        },
+        source="billing",
+        event_id="old",
+        time=october,
+    )
+    today = build_event(
+        "com.metering.subscription.period_started.v1",
+        {
+            "organization_id": "org-1",
+            "plan": "pro",
+            "plan_credits": "10000",
+            "period_start": november,
+            "period_end": datetime(2026, 12, 1, tzinfo=UTC),
+            "timezone": "Europe/Prague",
+        },
+        source="billing",
+        event_id="today",
+        time=november,
+    )
+    for order in ([old, today], [today, old]):
+        db = await database.connect(new_database())
+        try:
+            await prepare_connection(db)
+            for offset, event in enumerate(order):
+                await store(db, [event], offset)
+                await project_everything(db, 10)
+            row = await db.fetchrow("SELECT plan, plan_credits, timezone FROM organizations")
+        finally:
+            await db.close()
+        assert row is not None
+        assert tuple(row) == ("pro", Decimal(10000), "Europe/Prague"), order
+
+
+async def test_a_period_sent_again_with_other_bounds_the_latest_by_time_wins_never_overlapping(
+    new_database: Callable[[], str],
+) -> None:
+    # A billing system shortens a period (same start, a later event), and
+    # another period is sent starting inside it: in either order the periods
+    # are the latest definition's, clipped so that none overlap.
+    from services.infra import database
+    from services.projector.projection import prepare_connection
+
+    start, end = datetime(2026, 10, 5, tzinfo=UTC), datetime(2026, 11, 5, tzinfo=UTC)
+    first = period_started("org-1", start, end)
+    shortened = build_event(
+        first.type,
+        {
+            **first.data.model_dump(),
+            "period_end": datetime(2026, 10, 25, tzinfo=UTC),
+            "plan_credits": "700",
+        },
+        source="billing",
+        event_id="shortened",
+        time=datetime(2026, 10, 20, tzinfo=UTC),
+    )
+    inside = period_started("org-1", datetime(2026, 10, 28, tzinfo=UTC), end, "3000")
+    results = set()
+    for order in (
+        [first, shortened, inside],
+        [inside, shortened, first],
+        [shortened, first, inside],
+    ):
+        db = await database.connect(new_database())
+        try:
+            await prepare_connection(db)
+            for offset, event in enumerate(order):
+                await store(db, [event], offset)
+                await project_everything(db, 10)
+            rows = await db.fetch(
+                "SELECT period_start, period_end, plan_credits FROM billing_periods"
+                " ORDER BY period_start"
+            )
+        finally:
+            await db.close()
+        results.add(tuple(tuple(r) for r in rows))
+    assert results == {
+        (
+            (start, datetime(2026, 10, 25, tzinfo=UTC), Decimal(700)),
+            (datetime(2026, 10, 28, tzinfo=UTC), end, Decimal(3000)),
+        )
+    }

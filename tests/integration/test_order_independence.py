@@ -224,7 +224,7 @@ async def _check_history(history: History, seed: int, urls: list[str]) -> None:
         await connection.close()
 
 
-HISTORY_EXAMPLES = int(os.environ.get("METERING_HISTORY_EXAMPLES", "12"))
+HISTORY_EXAMPLES = int(os.environ.get("METERING_HISTORY_EXAMPLES", "25"))
 
 
 def test_generated_histories_give_the_oracle_in_any_order_live_or_rebuilt(

@@ -69,7 +69,8 @@ CREATE TEMP TABLE IF NOT EXISTS settled_events (LIKE projector_batch INCLUDING A
 -- credit_events --
 -- Every event that moves credits, from the batch and from settled_events, with
 -- what it moves and the time it counts at, before any period or day is chosen.
--- Written by: credit_events.sql (extract, resolve_late). Read by: credit_events.sql.
+-- Written by: credit_events.sql (extract, extract_corrections, resolve_late).
+-- Read by: credit_events.sql (attribute, mark_moved).
 CREATE TEMP TABLE IF NOT EXISTS credit_events (
     position bigint, source text, id text, organization_id text, scenario_id text,
     run_id text, module_id text, app text, action text, status text,

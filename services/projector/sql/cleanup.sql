@@ -9,6 +9,18 @@ USING (SELECT DISTINCT organization_id, period_start FROM batch_usage WHERE sett
 WHERE p.organization_id = t.organization_id AND p.period_start = t.period_start
   AND NOT p.subscribed AND p.credits_used = 0 AND p.extra_credits = 0 AND p.operations = 0;
 
+-- standin_ends --
+-- A stand-in ends at the end of its UTC month or at the next subscribed
+-- period's start, whichever is first (as attribute in credit_events.sql gives
+-- it), in the organizations whose periods this batch defined.
+UPDATE billing_periods p
+SET period_end = least(date_trunc('month', p.period_start, 'UTC') + interval '1 month', (
+    SELECT min(q.period_start) FROM billing_periods q
+    WHERE q.organization_id = p.organization_id AND q.subscribed
+      AND q.period_start > p.period_start))
+WHERE NOT p.subscribed
+  AND p.organization_id IN (SELECT organization_id FROM settle_windows);
+
 -- drop_emptied_days --
 DELETE FROM organization_daily_usage d
 USING (SELECT DISTINCT organization_id, day FROM batch_usage WHERE settled) t
