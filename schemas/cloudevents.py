@@ -10,13 +10,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
-from schemas.fields import Identifier, Text, Timestamp
+from schemas.fields import TEXT_PATTERN, Identifier, Text, Timestamp
 from schemas.payloads import Payload
 
 TYPE_PATTERN = r"^[a-z0-9]+(\.[a-z0-9_]+)*\.v[1-9][0-9]{0,2}$"
 
 
-DataSchema = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=1024)]
+DataSchema = Annotated[
+    str, StringConstraints(strict=True, min_length=1, max_length=1024, pattern=TEXT_PATTERN)
+]
 
 
 class EnvelopeAttributes(BaseModel):

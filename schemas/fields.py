@@ -100,5 +100,10 @@ Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
 Count = Annotated[int, BeforeValidator(_json_integer)]
 """A JSON integer (3 or 3.0); bounds are set per field."""
 
-Text = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)]
-"""Free text such as a plan name or a reason code."""
+TEXT_PATTERN = r"^[^\x00]+$"
+"""No NUL: PostgreSQL text and jsonb cannot hold it (REVIEW A1)."""
+
+Text = Annotated[
+    str, StringConstraints(strict=True, min_length=1, max_length=256, pattern=TEXT_PATTERN)
+]
+"""Free text such as a plan name or a reason code: any characters but NUL."""

@@ -5,8 +5,9 @@ The local stack and the demo are dev tooling, run from a checkout: `python -m de
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,6 +17,9 @@ from services.infra.settings import ConnectionSettings
 if TYPE_CHECKING:
     from schemas import TypedEvent
     from services.emitter.client import Mode
+    from services.infra.database import Connection
+
+T = TypeVar("T")
 
 app = typer.Typer(help="Credit metering service.", no_args_is_help=True)
 ingest_app = typer.Typer(help="Kafka -> validated, deduplicated event store.", no_args_is_help=True)
@@ -24,6 +28,11 @@ projector_app = typer.Typer(help="Event store -> read models.", no_args_is_help=
 app.add_typer(projector_app, name="projector")
 api_app = typer.Typer(help="REST API over the read models.", no_args_is_help=True)
 app.add_typer(api_app, name="api")
+quarantine_app = typer.Typer(
+    help="Events the projection refused, parked while the projector goes on.",
+    no_args_is_help=True,
+)
+app.add_typer(quarantine_app, name="quarantine")
 console = Console()
 
 
@@ -91,6 +100,85 @@ def projector_rebuild(
         f"rebuilt {projection}: {report.events:,} events in {report.seconds:.1f} s "
         f"({rate:,.0f} events/s), swapped in"
     )
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    everything: Annotated[bool, typer.Option("--all", help="Released ones too.")] = False,
+) -> None:
+    """The events held in quarantine, with the error each was refused with."""
+    from rich.table import Table
+
+    from services.projector import quarantine
+
+    parked = _with_database(lambda db: quarantine.held(db, everything=everything))
+    table = Table("position", "organization", "event", "type", "error", "parked", "released")
+    for p in parked:
+        released = f"{p.released_how} {p.released_at:%Y-%m-%d %H:%M}" if p.released_at else ""
+        table.add_row(
+            str(p.position),
+            p.organization_id,
+            f"{p.source} {p.id}",
+            p.type,
+            f"{p.sqlstate} {p.error}",
+            f"{p.quarantined_at:%Y-%m-%d %H:%M}",
+            released,
+        )
+    console.print(table if parked else "nothing held in quarantine")
+
+
+@quarantine_app.command("replay")
+def quarantine_replay(
+    position: Annotated[int, typer.Argument(help="The event's position (see list).")],
+) -> None:
+    """Project a held event again, after the cause is fixed; exact, whatever came since."""
+    import asyncpg
+
+    from services.projector import quarantine
+
+    try:
+        _with_database(lambda db: quarantine.replay(db, position))
+    except quarantine.NotHeld as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    except asyncpg.PostgresError as error:
+        console.print(f"[red]still refused[/red] ({error.sqlstate}): {error}; it stays held")
+        raise typer.Exit(1) from None
+    console.print(f"replayed event {position}: it is in the read models")
+
+
+@quarantine_app.command("drop")
+def quarantine_drop(
+    position: Annotated[int, typer.Argument(help="The event's position (see list).")],
+    reason: Annotated[str, typer.Option(help="Why it is left out (kept with it).")],
+) -> None:
+    """Leave a held event out of the read models for good; rebuilds leave it out too."""
+    from services.projector import quarantine
+
+    try:
+        _with_database(lambda db: quarantine.drop(db, position, reason))
+    except quarantine.NotHeld as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"dropped event {position}: {reason}")
+
+
+def _with_database(work: Callable[[Connection], Awaitable[T]]) -> T:
+    """Run `work` on a projecting connection to METERING_DATABASE_URL."""
+    import asyncio
+
+    from services.infra import database
+    from services.projector.projection import prepare_connection
+
+    async def run() -> T:
+        connection = await database.connect(ConnectionSettings().database_url)
+        try:
+            await prepare_connection(connection)
+            return await work(connection)
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
 
 
 @api_app.command("run")

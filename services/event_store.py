@@ -94,16 +94,30 @@ SELECT (SELECT max(position) FROM events) - c.position AS behind,
 FROM projection_checkpoints c WHERE c.projection = $1
 """
 
+# Both answer from index probes on events_by_transaction, never a scan of the
+# store, and in the projector's own order (REVIEW E1, E2): with several
+# writers, the checkpoint's position can be below the highest position while
+# nothing waits.
 STALLED_FOR = """
-SELECT extract(epoch FROM now() - coalesce(c.updated_at, e.first))::float8
-FROM (SELECT max(position) AS head, min(recorded_at) AS first FROM events) e
-LEFT JOIN projection_checkpoints c ON c.projection = $1
-WHERE e.head > coalesce(c.position, 0)
+SELECT extract(epoch FROM now() - coalesce(c.updated_at, (
+           SELECT e.recorded_at FROM events e
+           ORDER BY e.transaction_id, e.position LIMIT 1)))::float8
+FROM (SELECT $1::text AS projection) p
+LEFT JOIN projection_checkpoints c USING (projection)
+WHERE EXISTS (
+    SELECT 1 FROM events e
+    WHERE (e.transaction_id, e.position)
+          > (coalesce(c.transaction_id, '0'::xid8), coalesce(c.position, 0))
+      AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot()))
 """
 
 CAUGHT_UP = """
-SELECT coalesce((SELECT position FROM projection_checkpoints WHERE projection = $1), 0)
-       >= coalesce((SELECT max(position) FROM events), 0)
+SELECT NOT EXISTS (
+    SELECT 1 FROM events e
+    WHERE (e.transaction_id, e.position) > (
+        coalesce((SELECT transaction_id FROM projection_checkpoints WHERE projection = $1),
+                 '0'::xid8),
+        coalesce((SELECT position FROM projection_checkpoints WHERE projection = $1), 0)))
 """
 
 
@@ -162,5 +176,5 @@ async def stalled_for_s(connection: Connection | asyncpg.Pool, projection: str) 
 
 
 async def caught_up(connection: Connection | asyncpg.Pool, projection: str) -> bool:
-    """Whether `projection`'s checkpoint has reached the head of the store."""
+    """Whether no committed event is after `projection`'s checkpoint (in commit order)."""
     return bool(await connection.fetchval(CAUGHT_UP, projection))

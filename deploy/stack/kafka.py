@@ -167,8 +167,7 @@ class KafkaBroker:
                 f"-Dlog4j2.configurationFile={self._write_log_config()}",
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                f"--cluster-id={cluster_id}",  # one "=" word: an id may start with "-"
                 "-c",
                 str(properties),
                 "--standalone",

@@ -65,6 +65,24 @@ CREATE TABLE projection_checkpoints (
     updated_at     timestamp with time zone NOT NULL DEFAULT now()
 );
 
+-- Events the usage projection's SQL refused, parked with the error while the
+-- projector goes on; held until replayed or dropped (`metering quarantine`).
+CREATE TABLE projector_quarantine (
+    position        bigint PRIMARY KEY,
+    organization_id text NOT NULL,
+    source          text NOT NULL,
+    id              text NOT NULL,
+    type            text NOT NULL,
+    sqlstate        text NOT NULL,
+    error           text NOT NULL,
+    quarantined_at  timestamp with time zone NOT NULL DEFAULT now(),
+    released_at     timestamp with time zone,
+    released_how    text,  -- replayed | dropped
+    release_reason  text,
+    CHECK (released_how IN ('replayed', 'dropped')),
+    CHECK ((released_at IS NULL) = (released_how IS NULL))
+);
+
 ------------------------------------------------------------------------------
 -- Read models (written by services/projector/sql/, read by the query API);
 -- every key starts with organization_id; credits are numeric(24,6)

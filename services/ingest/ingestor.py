@@ -21,7 +21,7 @@ from services.infra.retry import retry_forever
 from services.ingest import metrics
 from services.ingest.decoding import Limits, decode
 from services.ingest.recorder import AppendResult, append
-from services.ingest.records import NewEvent, RawRecord, Rejection
+from services.ingest.records import NewEvent, RawRecord, ReasonCode, Rejection
 
 
 class DeadLetters(Protocol):
@@ -68,19 +68,14 @@ class Ingestor:
             else:
                 rejections.append(outcome)
 
-        async def write() -> AppendResult:
-            async with self._pool.acquire() as connection:
-                return await append(connection, events, rejections)
-
         started = time.perf_counter()
-        result = await retry_forever(
-            write,
-            transient=POSTGRES_TRANSIENT,
-            what="appending a batch to PostgreSQL",
-            max_delay_s=self._retry_max_s,
-            on_retry=lambda _: metrics.RETRIES.labels("postgres").inc(),
-        )
+        try:
+            result = await self._append(events, rejections)
+        except asyncpg.PostgresError as error:
+            metrics.FAILED_BATCHES.inc()
+            result = await self._isolate(events, rejections, error)
         metrics.WRITE_LATENCY.observe(time.perf_counter() - started)
+        rejections += result.unstorable
         refused = [*rejections, *result.conflicts]
         if refused:
 
@@ -96,6 +91,66 @@ class Ingestor:
             )
         self._count(records, result, rejections)
         return BatchReport(len(records), result, rejections)
+
+    async def _append(self, events: list[NewEvent], rejections: list[Rejection]) -> AppendResult:
+        """One transaction; retried while PostgreSQL is away, any other error raised."""
+
+        async def write() -> AppendResult:
+            async with self._pool.acquire() as connection:
+                return await append(connection, events, rejections)
+
+        return await retry_forever(
+            write,
+            transient=POSTGRES_TRANSIENT,
+            what="appending a batch to PostgreSQL",
+            max_delay_s=self._retry_max_s,
+            on_retry=lambda _: metrics.RETRIES.labels("postgres").inc(),
+        )
+
+    async def _isolate(
+        self, events: list[NewEvent], rejections: list[Rejection], error: asyncpg.PostgresError
+    ) -> AppendResult:
+        """Append a batch the store refused (`error`) in halves until each refused record is alone.
+
+        A refused event becomes an `unstorable` rejection with the store's
+        error; a refused rejection goes to the dead-letter topic only. The rest
+        of the batch lands, so one record never blocks its partition.
+        """
+        items: list[NewEvent | Rejection] = [*events, *rejections]
+        if len(items) == 1:
+            return await self._unstorable(items[0], error)
+        half = len(items) // 2
+        result = AppendResult()
+        for part in (items[:half], items[half:]):
+            part_events = [i for i in part if isinstance(i, NewEvent)]
+            part_rejections = [i for i in part if isinstance(i, Rejection)]
+            try:
+                done = await self._append(part_events, part_rejections)
+            except asyncpg.PostgresError as refused:
+                done = await self._isolate(part_events, part_rejections, refused)
+            result.merge(done)
+        return result
+
+    async def _unstorable(
+        self, item: NewEvent | Rejection, error: asyncpg.PostgresError
+    ) -> AppendResult:
+        if isinstance(item, Rejection):
+            return AppendResult()  # on the dead-letter topic with its own reason, not in the table
+        rejection = Rejection(
+            ReasonCode.UNSTORABLE,
+            f"the event store refused it ({error.sqlstate}): {error}",
+            item.record,
+            source=item.source,
+            id=item.id,
+            type=item.type,
+            organization_id=item.organization_id,
+        )
+        try:
+            result = await self._append([], [rejection])
+        except asyncpg.PostgresError:
+            result = AppendResult()
+        result.unstorable.append(rejection)
+        return result
 
     @staticmethod
     def _count(

@@ -35,3 +35,7 @@ RETRIES = Counter("ingest_retries_total", "Retries after a server went away", ["
 CONSUMER_LAG = Gauge(
     "ingest_consumer_lag", "Records behind the end of the partition", ["topic", "partition"]
 )
+FAILED_BATCHES = Counter(
+    "ingest_failed_batches_total",
+    "Batches the store refused as a whole; each was split until the refused records were found",
+)

@@ -10,6 +10,7 @@ there, which is what makes a replay after a crash change nothing.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 
@@ -101,6 +102,16 @@ class AppendResult:
     duplicates: list[NewEvent] = field(default_factory=list)
     redelivered: list[NewEvent] = field(default_factory=list)
     conflicts: list[Rejection] = field(default_factory=list)
+    unstorable: list[Rejection] = field(default_factory=list)
+    """Events the store refused, isolated from their batch (services/ingest/ingestor.py)."""
+
+    def merge(self, other: AppendResult) -> None:
+        """Add what another part of the same batch did."""
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.redelivered += other.redelivered
+        self.conflicts += other.conflicts
+        self.unstorable += other.unstorable
 
 
 async def prepare_connection(connection: Connection) -> None:
@@ -120,21 +131,41 @@ def _conflict(event: NewEvent) -> Rejection:
     )
 
 
+def storable(text: str | None) -> str | None:
+    """`text` as PostgreSQL text and jsonb can hold it: NUL written as the escape `\\u0000`."""
+    return None if text is None else text.replace("\x00", "\\u0000")
+
+
+def headers_json(headers: tuple[tuple[str, bytes], ...]) -> str:
+    """Kafka headers as a JSON object: UTF-8 values as strings, any other (bytes that are
+    not UTF-8, or hold NUL) as {"base64": ...}, so a refused record's headers are kept whole."""
+    kept: dict[str, object] = {}
+    for name, value in headers:
+        try:
+            text: str | None = value.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is None or "\x00" in text:
+            kept[str(storable(name))] = {"base64": base64.b64encode(value).decode()}
+        else:
+            kept[str(storable(name))] = text
+    return json.dumps(kept)
+
+
 def _rejection_row(rejection: Rejection) -> tuple[object, ...]:
     record = rejection.record
-    headers = {name: value.decode("utf-8", "replace") for name, value in record.headers}
     return (
         rejection.reason_code.value,
-        rejection.reason,
-        rejection.source,
-        rejection.id,
-        rejection.type,
-        rejection.organization_id,
+        storable(rejection.reason),
+        storable(rejection.source),
+        storable(rejection.id),
+        storable(rejection.type),
+        storable(rejection.organization_id),
         record.origin.topic,
         record.origin.partition,
         record.origin.offset,
         record.key,
-        json.dumps(headers),
+        headers_json(record.headers),
         record.value,
     )
 

@@ -57,6 +57,8 @@ class ReasonCode(StrEnum):
     INVALID_DATA = "invalid_data"
     TIME_IN_FUTURE = "time_in_future"
     CONFLICT = "conflict"
+    UNSTORABLE = "unstorable"
+    """Decoded, but the store refused it (isolated from its batch, which landed)."""
 
 
 @dataclass(frozen=True, slots=True)

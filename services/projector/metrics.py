@@ -62,3 +62,13 @@ LAST_PROGRESS = Gauge(
 ACTIVE = Gauge(
     "projector_active", "1 while this instance holds the projection's lock", ["projection"]
 )
+QUARANTINED = Counter(
+    "projector_quarantined_events_total",
+    "Events the projection refused, parked in quarantine (the projector went on)",
+    ["projection"],
+)
+HELD = Gauge(
+    "projector_quarantine_held_events",
+    "Events held in quarantine now: neither replayed nor dropped",
+    ["projection"],
+)

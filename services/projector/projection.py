@@ -75,6 +75,8 @@ class BatchResult:
     tracking: Tracking
     ages_s: list[tuple[float, float]]
     """For each event, seconds from its own time and from its arrival in the store to now."""
+    quarantined: int = 0
+    """Events parked in quarantine instead (services/projector/quarantine.py)."""
 
 
 async def prepare_connection(connection: Connection) -> None:
@@ -95,7 +97,17 @@ async def load_batch(connection: Connection, after: Tracking, limit: int) -> Tra
     row = await connection.fetchrow(queries("batch.sql")["batch_end"])
     if row is None:
         return None
+    await scope(connection, after)
     return Tracking(row["transaction_id"], row["position"])
+
+
+async def scope(connection: Connection, projected: Tracking) -> None:
+    """Say what the read models hold before the batch: the store up to `projected`,
+    less the events held in or dropped from quarantine (batch_tables.sql)."""
+    batch = queries("batch.sql")
+    await connection.execute(batch["scope"], str(projected.transaction_id), projected.position)
+    await connection.execute(batch["unprojected"])
+    await connection.execute(batch["leave_out_dropped"])
 
 
 async def apply_batch(connection: Connection) -> None:

@@ -19,13 +19,8 @@ import asyncpg
 
 from services import event_store
 from services.infra import database
-from services.projector.projection import (
-    BATCH_LOCK,
-    PROJECTION,
-    prepare_connection,
-    project_batch,
-    queries,
-)
+from services.projector.projection import BATCH_LOCK, PROJECTION, prepare_connection, queries
+from services.projector.quarantine import project_next
 
 REBUILD_SCHEMA = "projection_rebuild"
 REBUILD_LOCK = zlib.crc32(b"metering.projection.rebuild")
@@ -68,7 +63,7 @@ async def rebuild(
         await prepare_connection(connection)
         total = int(await connection.fetchval(sql["count_events"]))
         done = 0
-        while (batch := await project_batch(connection, batch_size)) is not None:
+        while (batch := await project_next(connection, batch_size)) is not None:
             done += batch.events
             if progress is not None:
                 progress(done, max(total, done))
@@ -84,12 +79,14 @@ async def _swap(connection: asyncpg.Connection) -> int:
     caught_up = 0
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", BATCH_LOCK)
-        while (batch := await project_batch(connection, 50_000)) is not None:
+        while (batch := await project_next(connection, 50_000)) is not None:
             caught_up += batch.events
         rebuilt = await event_store.read_tracking(connection, PROJECTION)
         await connection.execute(sql["swap_tables"])
         await connection.execute(sql["back_to_public"])
         await event_store.save_tracking(connection, PROJECTION, rebuilt)
+        await connection.execute(sql["release_live_quarantine"])
+        await connection.execute(sql["quarantine_from_rebuild"])
         await connection.execute(sql["drop_rebuilt"])
     await connection.execute(sql["drop_retired"])
     return caught_up

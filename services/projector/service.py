@@ -21,8 +21,9 @@ from services.infra.database import POSTGRES_TRANSIENT
 from services.infra.settings import ConnectionSettings
 from services.infra.waiting import wait_event
 from services.projector import metrics
-from services.projector.projection import PROJECTION, prepare_connection, project_batch
+from services.projector.projection import PROJECTION, prepare_connection
 from services.projector.purchases import PurchaseSender
+from services.projector.quarantine import held_count, project_next
 from services.projector.settings import ProjectorSettings
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class Projector:
         while not stop.is_set():
             self._wake.clear()
             started = time.perf_counter()
-            result = await project_batch(
+            result = await project_next(
                 work,
                 self.settings.batch_size,
                 self.projection,
@@ -104,6 +105,7 @@ class Projector:
             if result is not None:
                 metrics.BATCH_SECONDS.labels(label).observe(time.perf_counter() - started)
                 metrics.EVENTS.labels(label).inc(result.events)
+                metrics.QUARANTINED.labels(label).inc(result.quarantined)
                 freshness = metrics.FRESHNESS.labels(label)
                 store_to_visible = metrics.STORE_TO_VISIBLE.labels(label)
                 for since_time, since_stored in result.ages_s:
@@ -124,6 +126,7 @@ class Projector:
             stopper.cancel()
 
     async def _observe_lag(self, work: asyncpg.Connection) -> None:
+        metrics.HELD.labels(self.projection).set(await held_count(work))
         lag = await event_store.lag(work, self.projection)
         if lag is not None:
             metrics.LAG_POSITIONS.labels(self.projection).set(lag.positions)

@@ -56,3 +56,44 @@ async def test_listeners_hear_of_appends_when_they_commit(
         await asyncio.wait_for(heard.wait(), 5)
     finally:
         await listener.close()
+
+
+async def test_nothing_waiting_is_never_reported_as_stalled_whatever_the_position_order(
+    db: asyncpg.Connection, database_url: str
+) -> None:
+    # REVIEW E1: transaction A takes its id first, B appends first (position 1)
+    # and commits, A appends (position 2) and commits. In commit order (A, 2)
+    # comes before (B, 1): the projector ends at position 1, below the head, with
+    # nothing waiting; "head > checkpoint" called that a stall.
+    other = await asyncpg.connect(database_url)
+    try:
+        first = other.transaction()
+        await first.start()
+        await other.execute("SELECT pg_current_xact_id()")
+        await store(db, [module_execution("org-1", 1, Decimal(1))], 0)
+        await store(other, [module_execution("org-1", 2, Decimal(2))], 1)
+        await first.commit()
+    finally:
+        await other.close()
+    order = await db.fetch("SELECT position FROM events ORDER BY transaction_id, position")
+    assert [r["position"] for r in order] == [2, 1], "the setup did not cross the orders"
+
+    await project_everything(db, 10)
+
+    assert await event_store.read_tracking(db, PROJECTION) < Tracking(2**62, 2)
+    assert (await event_store.read_tracking(db, PROJECTION)).position == 1
+    assert await event_store.caught_up(db, PROJECTION)
+    assert await event_store.stalled_for_s(db, PROJECTION) is None
+
+
+async def test_the_readiness_questions_probe_an_index_never_scan_the_store(
+    db: asyncpg.Connection,
+) -> None:
+    # REVIEW E2: /readyz ran a Seq Scan on events for every probe.
+    await store(db, [module_execution("org-1", n, Decimal(1)) for n in range(200)])
+    await db.execute("ANALYZE events")
+    await db.execute("SET enable_seqscan = off")  # the plan a large store gets
+    for query in (event_store.STALLED_FOR, event_store.CAUGHT_UP):
+        plan = "\n".join(r[0] for r in await db.fetch(f"EXPLAIN {query}", PROJECTION))
+        assert "Seq Scan on events" not in plan, plan
+        assert "events_by_transaction" in plan, plan

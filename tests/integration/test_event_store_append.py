@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 from datetime import UTC, datetime
 
 import asyncpg
@@ -126,3 +128,27 @@ async def test_copies_of_a_new_id_in_one_batch_are_judged_against_the_first(
     assert [c.record.origin.offset for c in result.conflicts] == [1]
     assert [d.record.origin.offset for d in result.duplicates] == [2]
     assert await stored_ids(db) == ["a"]
+
+
+async def test_a_refused_record_with_nul_bytes_is_stored_whole(db: asyncpg.Connection) -> None:
+    # REVIEW A2: NUL in a header or in the envelope's id failed the insert into
+    # rejected_events, and the partition retried the batch for ever.
+    headers = (("x-trace", b"t\x001"), ("x-bytes", b"\xff\xfe"), ("x-ok", b"fine"))
+    bad = RawRecord(RecordOrigin("events", 1, 43), b"k\x00", b"{\x00}", headers)
+    rejection = Rejection(
+        ReasonCode.INVALID_ENVELOPE, "id 'evt\x001' is invalid", bad, source="s\x00", id="evt\x001"
+    )
+
+    await append(db, [], [rejection])
+
+    row = await db.fetchrow(
+        "SELECT reason, source, id, raw, kafka_key, kafka_headers FROM rejected_events"
+    )
+    assert row is not None
+    assert (row["raw"], row["kafka_key"]) == (b"{\x00}", b"k\x00")
+    assert (row["source"], row["id"]) == ("s\\u0000", "evt\\u00001")
+    assert json.loads(row["kafka_headers"]) == {
+        "x-trace": {"base64": base64.b64encode(b"t\x001").decode()},
+        "x-bytes": {"base64": base64.b64encode(b"\xff\xfe").decode()},
+        "x-ok": "fine",
+    }

@@ -233,21 +233,24 @@ async def _stored_at_least(db: asyncpg.Connection, expected: int) -> bool:
     return await count(db, "events") >= expected
 
 
-async def test_a_batch_the_store_refuses_is_redelivered_not_lost(
+async def test_an_event_the_store_refuses_is_dead_lettered_and_the_rest_of_its_batch_lands(
     servers: Endpoints, new_topic: str, ingest: IngestProcess, db: asyncpg.Connection
 ) -> None:
-    await db.execute("ALTER TABLE events ADD CONSTRAINT refuse_for_now CHECK (id <> 'evt-3')")
+    # REVIEW A2: one record the store refused blocked its partition for good.
+    await db.execute("ALTER TABLE events ADD CONSTRAINT refuse_evt_3 CHECK (id <> 'evt-3')")
     events = [module_execution("org-1", i, Decimal(i)) for i in range(1, 6)]
     ingest.start()
     async with Emitter(servers.kafka_bootstrap, new_topic, "runner-test") as emitter:
         await emitter.send_many(events)
-    await asyncio.sleep(3)
-    stored = {r["id"] for r in await db.fetch("SELECT id FROM events")}
-    assert "evt-3" not in stored  # its batch was refused: not committed, redelivered meanwhile
+        await eventually(lambda: _stored_at_least(db, 4), timeout_s=60)
+        await emitter.send_many([module_execution("org-1", 6, Decimal(6))])  # the partition moves
+        await eventually(lambda: _stored_at_least(db, 5), timeout_s=60)
 
-    await db.execute("ALTER TABLE events DROP CONSTRAINT refuse_for_now")
-
-    await eventually(lambda: _stored_at_least(db, 5), timeout_s=60)
-    assert sorted(r["id"] for r in await db.fetch("SELECT id FROM events")) == [
-        f"evt-{i}" for i in range(1, 6)
-    ]
+    stored = sorted(r["id"] for r in await db.fetch("SELECT id FROM events"))
+    assert stored == ["evt-1", "evt-2", "evt-4", "evt-5", "evt-6"]
+    [refused] = await db.fetch("SELECT reason_code, reason, id FROM rejected_events")
+    assert (refused["reason_code"], refused["id"]) == ("unstorable", "evt-3")
+    assert "refuse_evt_3" in refused["reason"]
+    [dead] = await read_topic(servers.kafka_bootstrap, f"{new_topic}.dlq", 1)
+    assert dict(dead.headers)["dlq_reason_code"] == b"unstorable"  # type: ignore[attr-defined]
+    assert ingest.metrics().get("ingest_failed_batches_total", 0) >= 1

@@ -10,6 +10,7 @@ EXPECTED_TABLES = {
     "events",
     "rejected_events",
     "projection_checkpoints",
+    "projector_quarantine",
     "organizations",
     "billing_periods",
     "plan_changes",
@@ -40,7 +41,7 @@ def test_migrations_apply_to_an_empty_database(empty_database_url: str) -> None:
     migrate(empty_database_url)
 
     assert tables(empty_database_url) == EXPECTED_TABLES
-    assert current_revision(empty_database_url) == "0007_periods_never_overlap"
+    assert current_revision(empty_database_url) == "0008_projector_quarantine"
 
 
 def test_migrating_twice_changes_nothing(empty_database_url: str) -> None:

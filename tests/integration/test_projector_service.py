@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from services.emitter import build_event
+from services.infra import database
+from services.projector.projection import prepare_connection
 from tests.support.events import module_execution
 from tests.support.history import history
 from tests.support.processes import ProjectorProcess
+from tests.support.projecting import project_everything
 from tests.support.store import store
 from tests.support.waiting import eventually
 
@@ -132,3 +136,48 @@ async def test_a_standby_projector_takes_over_when_the_active_one_dies(
     finally:
         second.stop()
         first.stop()
+
+
+async def test_one_tenants_refused_event_is_parked_while_fifty_others_stay_fresh(
+    db: asyncpg.Connection, projector: ProjectorProcess, new_database: Callable[[], str]
+) -> None:
+    # #11 §3: one organization's event is made unprojectable (a CHECK); the
+    # projector process parks it and keeps the other 50 organizations fresh,
+    # and after the cause is fixed a replay makes every total exact.
+    from services.projector import quarantine
+    from tests.integration.test_order_independence import snapshot
+
+    await db.execute("ALTER TABLE runs ADD CONSTRAINT test_poison CHECK (run_id <> 'run-poison')")
+    projector.start()
+    sent = []
+    for wave in range(5):
+        events = [
+            module_execution(f"org-{n}", wave * 100 + n, Decimal(n + 1), source=f"org-{n}")
+            for n in range(50)
+        ]
+        if wave == 1:
+            events.insert(20, module_execution("org-7", 999, Decimal(9), run="run-poison"))
+        await store(db, events, first_offset=wave * 100)
+        sent += events
+        head = int(await db.fetchval("SELECT max(position) FROM events"))
+        await eventually(partial(_checkpoint_at_least, db, head), timeout_s=30)
+        fresh = await db.fetchval("SELECT count(*) FROM module_executions")
+        assert fresh == (wave + 1) * 50, "every other organization's events are projected"
+
+    [parked] = await quarantine.held(db)
+    assert (parked.organization_id, parked.id) == ("org-7", "evt-999")
+    await eventually(
+        lambda: projector.metrics().get('projector_quarantine_held_events{projection="usage"}') == 1
+    )
+    assert projector.metrics()['projector_quarantined_events_total{projection="usage"}'] == 1
+
+    await db.execute("ALTER TABLE runs DROP CONSTRAINT test_poison")
+    await quarantine.replay(db, parked.position)
+    clean = await database.connect(new_database())
+    try:
+        await prepare_connection(clean)
+        await store(clean, sent)
+        await project_everything(clean, 1000)
+        assert await snapshot(db) == await snapshot(clean)
+    finally:
+        await clean.close()

@@ -7,7 +7,8 @@ import time
 
 from services import event_store
 from services.infra.database import Connection
-from services.projector.projection import PROJECTION, project_batch
+from services.projector.projection import PROJECTION
+from services.projector.quarantine import project_next
 
 
 async def project_everything(db: Connection, batch: int, timeout_s: float = 120) -> int:
@@ -19,7 +20,7 @@ async def project_everything(db: Connection, batch: int, timeout_s: float = 120)
     applied = 0
     deadline = time.monotonic() + timeout_s
     while True:
-        result = await project_batch(db, batch)
+        result = await project_next(db, batch)
         if result is not None:
             applied += result.events
             continue

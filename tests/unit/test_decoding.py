@@ -276,3 +276,39 @@ def test_consistent_payloads_pass_the_cross_field_rules(
     )
 
     assert isinstance(outcome, NewEvent), outcome
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        structured(source="runner\u0000eu1"),
+        structured(id="evt\u00001"),
+        record(
+            json.dumps(
+                envelope(
+                    type=PERIOD_STARTED, data={**subscription("UTC")["data"], "plan": "pro\u0000"}
+                )
+            ).encode()
+        ),
+        record(
+            json.dumps(DATA).encode(),
+            (
+                ("ce_specversion", b"1.0"),
+                ("ce_id", b"evt\x001"),
+                ("ce_source", b"runner-eu1"),
+                ("ce_type", MODULE_V2.encode()),
+                ("ce_subject", b"org-1"),
+                ("ce_time", b"2026-11-24T09:30:01Z"),
+                ("content-type", b"application/json"),
+            ),
+        ),
+    ],
+    ids=["structured source", "structured id", "data text", "binary header"],
+)
+def test_a_nul_character_anywhere_is_refused_by_the_contract(raw: RawRecord) -> None:
+    # REVIEW A1/A2: PostgreSQL text and jsonb cannot hold NUL; accepted, it
+    # failed the append and blocked the partition.
+    outcome = decode(raw, NOW, Limits())
+
+    assert isinstance(outcome, Rejection)
+    assert outcome.reason_code in (ReasonCode.INVALID_ENVELOPE, ReasonCode.INVALID_DATA)

@@ -69,8 +69,10 @@ def test_the_rebuild_creates_and_swaps_exactly_the_read_models() -> None:
     moved_out = set(re.findall(r"ALTER TABLE public\.(\w+) SET SCHEMA", rebuild["swap_tables"]))
     moved_in = set(re.findall(r"projection_rebuild\.(\w+) SET SCHEMA", rebuild["swap_tables"]))
 
-    assert created == {*READ_MODELS, "projection_checkpoints"}
+    assert created == {*READ_MODELS, "projection_checkpoints", "projector_quarantine"}
     assert moved_out == moved_in == set(READ_MODELS)
+    # The rebuild's checkpoint and quarantine are copied into the live ones at the swap.
+    assert "projection_rebuild.projector_quarantine" in rebuild["quarantine_from_rebuild"]
 
 
 def sql_type_patterns() -> dict[str, set[Path]]:

@@ -1,5 +1,21 @@
 -- Reading the batch held in projector_batch (see batch_tables.sql).
 
+-- scope --
+-- $1, $2: the checkpoint the read models stand at (batch_tables.sql, batch_scope).
+INSERT INTO batch_scope VALUES ($1::text::xid8, $2);
+
+-- unprojected --
+-- Quarantined events not replayed, and the live projection's drops.
+INSERT INTO batch_unprojected
+SELECT position FROM projector_quarantine WHERE released_how IS DISTINCT FROM 'replayed'
+UNION
+SELECT position FROM public.projector_quarantine WHERE released_how = 'dropped';
+
+-- leave_out_dropped --
+-- A rebuild meets the events an operator dropped: they stay out.
+DELETE FROM projector_batch b USING public.projector_quarantine d
+WHERE b.position = d.position AND d.released_how = 'dropped';
+
 -- defines_periods --
 -- Whether the batch holds a period_started: only then is anything re-settled.
 SELECT EXISTS (

@@ -79,3 +79,19 @@ CREATE TEMP TABLE IF NOT EXISTS credit_events (
     is_execution boolean, settled boolean, corrects_source text, corrects_id text,
     resolved boolean, moved boolean
 ) ON COMMIT DELETE ROWS;
+
+-- batch_scope --
+-- What the read models held before this batch: the store up to the checkpoint
+-- (a live batch starts right after it; a replayed event lies behind it), less
+-- the events in batch_unprojected.
+-- Written by: projection.py (load_batch, replay). Read by: settle.sql, credit_events.sql.
+CREATE TEMP TABLE IF NOT EXISTS batch_scope (
+    projected_xid xid8, projected_position bigint
+) ON COMMIT DELETE ROWS;
+
+-- batch_unprojected --
+-- Events behind the checkpoint that are not in the read models: held in
+-- quarantine, or dropped from it (a rebuild leaves the live drops out too).
+-- Written by: batch.sql (unprojected). Read by: settle.sql, credit_events.sql.
+CREATE TEMP TABLE IF NOT EXISTS batch_unprojected (position bigint PRIMARY KEY)
+    ON COMMIT DELETE ROWS;

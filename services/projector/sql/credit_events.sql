@@ -31,15 +31,8 @@ WHERE b.type LIKE 'com.metering.module_execution.completed.%'
 
 -- extract_corrections --
 -- What each correction moves, and where: a correction of the batch is resolved
--- against the store up to the batch's end; a settled one against the store
--- before the batch (as it was counted).
-WITH first AS (
-    SELECT transaction_id::text::xid8 AS xid, position FROM projector_batch
-    ORDER BY transaction_id, position LIMIT 1
-), last AS (
-    SELECT transaction_id::text::xid8 AS xid, position FROM projector_batch
-    ORDER BY transaction_id DESC, position DESC LIMIT 1
-)
+-- against what the read models held before the batch (batch_scope) and the
+-- batch itself; a settled one against what they held before (as it was counted).
 INSERT INTO credit_events
 SELECT b.position, b.source, b.id, b.organization_id,
        CASE WHEN t.found THEN t.data->>'scenario_id' ELSE d->>'scenario_id' END,
@@ -55,15 +48,15 @@ FROM (
     UNION ALL
     SELECT position, source, id, type, organization_id, time, data, true FROM settled_events
 ) b
-CROSS JOIN first f
-CROSS JOIN last l
 LEFT JOIN LATERAL (
     SELECT true AS found, e.time, e.data FROM events e
     WHERE e.source = b.d->'corrects_event'->>'source' AND e.id = b.d->'corrects_event'->>'id'
       AND e.organization_id = b.organization_id
       AND e.type LIKE 'com.metering.module_execution.completed.%'
-      AND CASE WHEN b.settled THEN (e.transaction_id, e.position) < (f.xid, f.position)
-               ELSE (e.transaction_id, e.position) <= (l.xid, l.position) END
+      AND ((NOT b.settled AND EXISTS (SELECT 1 FROM projector_batch n
+                                      WHERE n.position = e.position))
+           OR ((e.transaction_id, e.position) <= (SELECT projected_xid, projected_position FROM batch_scope)
+               AND NOT EXISTS (SELECT 1 FROM batch_unprojected u WHERE u.position = e.position)))
 ) t ON true
 WHERE b.type LIKE 'com.metering.credits.adjusted.%';
 

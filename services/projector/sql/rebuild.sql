@@ -28,6 +28,7 @@ CREATE TABLE projection_rebuild.runs (LIKE public.runs INCLUDING ALL);
 CREATE TABLE projection_rebuild.run_modules (LIKE public.run_modules INCLUDING ALL);
 CREATE TABLE projection_rebuild.module_executions (LIKE public.module_executions INCLUDING ALL);
 CREATE TABLE projection_rebuild.projection_checkpoints (LIKE public.projection_checkpoints INCLUDING ALL);
+CREATE TABLE projection_rebuild.projector_quarantine (LIKE public.projector_quarantine INCLUDING ALL);
 
 -- build_beside --
 -- Unqualified names now mean the new tables; the event store stays in public.
@@ -65,6 +66,14 @@ ALTER TABLE projection_rebuild.module_executions SET SCHEMA public;
 -- back_to_public --
 -- The new tracking record goes to the live checkpoint table.
 SET LOCAL search_path = public;
+
+-- release_live_quarantine --
+-- What the rebuild parked replaces what the live projection held; drops stay.
+DELETE FROM public.projector_quarantine WHERE released_at IS NULL;
+
+-- quarantine_from_rebuild --
+INSERT INTO public.projector_quarantine SELECT * FROM projection_rebuild.projector_quarantine
+ON CONFLICT (position) DO NOTHING;
 
 -- drop_rebuilt --
 DROP SCHEMA projection_rebuild CASCADE;

@@ -27,7 +27,7 @@ LEFT JOIN billing_periods old
 WHERE b.type LIKE 'com.metering.subscription.period_started.%';
 
 -- settled_events --
--- What was projected before this batch, in the windows: events by their own
+-- What the read models held before this batch (batch_scope), in the windows: events by their own
 -- time (index events_by_organization), and every purchase and correction of the
 -- organization (index events_credit_changes), whose counted time may differ.
 INSERT INTO settled_events
@@ -42,9 +42,9 @@ FROM (
     JOIN events e ON e.organization_id = w.organization_id
                  AND e.type LIKE 'com.metering.credits.%'
 ) e
-WHERE (e.transaction_id, e.position) < (
-    SELECT transaction_id::text::xid8, position FROM projector_batch
-    ORDER BY transaction_id, position LIMIT 1)
+WHERE (e.transaction_id, e.position) <= (SELECT projected_xid, projected_position FROM batch_scope)
+  AND NOT EXISTS (SELECT 1 FROM batch_unprojected u WHERE u.position = e.position)
+  AND NOT EXISTS (SELECT 1 FROM projector_batch b WHERE b.position = e.position)
 ON CONFLICT (position) DO NOTHING;
 
 -- corrected_late --
@@ -60,7 +60,6 @@ JOIN events e ON e.data->'corrects_event'->>'source' = b.source
              AND e.type LIKE 'com.metering.credits.adjusted.%'
 WHERE b.type LIKE 'com.metering.module_execution.completed.%'
   AND e.organization_id = b.organization_id
-  AND (e.transaction_id, e.position) < (
-    SELECT transaction_id::text::xid8, position FROM projector_batch
-    ORDER BY transaction_id, position LIMIT 1)
+  AND (e.transaction_id, e.position) <= (SELECT projected_xid, projected_position FROM batch_scope)
+  AND NOT EXISTS (SELECT 1 FROM batch_unprojected u WHERE u.position = e.position)
 ON CONFLICT (position) DO NOTHING;

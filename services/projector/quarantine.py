@@ -1,0 +1,156 @@
+"""The quarantine: an event the projection's SQL refuses is parked, and the projector goes on.
+
+When a batch fails with an error that an event's content can cause (a data
+exception or a constraint violation: SQLSTATE classes 22 and 23), the batch is
+bisected: halves are projected until the one event that fails alone is found.
+That event is parked in `projector_quarantine` with the error, the checkpoint
+moves past it, and every other event, of every tenant, is projected as usual.
+Any other error (a lost connection, a bug in our SQL) is raised: quarantining
+would then park good events.
+
+The same organization's later events are projected without the parked one.
+The read models are a function of the set of events projected, whatever their
+order (DESIGN: order independence), so replaying it later gives exactly the
+numbers an in-order projection would have given; holding the tenant instead
+would stop all of its usage for one event. Batches treat quarantined events as
+not projected (batch_scope): a correction of a parked execution counts where
+its own copy says until the execution is replayed, then moves.
+
+`replay` projects a parked event again (after a fix); `drop` leaves it out for
+good, with a reason, and a rebuild leaves it out too.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from services import event_store
+from services.infra.database import Connection
+from services.projector.projection import (
+    BATCH_LOCK,
+    PROJECTION,
+    BatchResult,
+    apply_batch,
+    project_batch,
+    queries,
+    scope,
+)
+
+log = logging.getLogger(__name__)
+
+QUARANTINABLE = ("22", "23")
+"""SQLSTATE classes an event's content can cause: data exceptions, constraint violations."""
+
+
+def caused_by_an_event(error: BaseException) -> bool:
+    """Whether `error` is one an event's content can cause (else it is ours or transient)."""
+    state = getattr(error, "sqlstate", None) or ""
+    return isinstance(error, asyncpg.PostgresError) and state[:2] in QUARANTINABLE
+
+
+@dataclass(frozen=True)
+class Parked:
+    position: int
+    organization_id: str
+    source: str
+    id: str
+    type: str
+    sqlstate: str
+    error: str
+    quarantined_at: datetime
+    released_at: datetime | None
+    released_how: str | None
+    release_reason: str | None
+
+
+class NotHeld(Exception):
+    """No event at that position is held in quarantine."""
+
+
+async def project_next(
+    connection: Connection,
+    limit: int,
+    projection: str = PROJECTION,
+    *,
+    auto_purchase: bool = False,
+) -> BatchResult | None:
+    """Project the next batch; if an event in it is refused, isolate it and park it.
+
+    Returns the batch applied (its `events` count may be smaller than `limit`
+    while a refused event is being isolated; `quarantined` is 1 when one was
+    parked), or None when caught up.
+    """
+    size = limit
+    while True:
+        try:
+            return await project_batch(connection, size, projection, auto_purchase=auto_purchase)
+        except asyncpg.PostgresError as error:
+            if not caused_by_an_event(error):
+                raise
+            if size > 1:
+                size //= 2
+                log.warning("a batch was refused (%s); trying %d events", error.sqlstate, size)
+                continue
+            return await _park_next(connection, projection, error)
+
+
+async def _park_next(
+    connection: Connection, projection: str, error: asyncpg.PostgresError
+) -> BatchResult:
+    """Park the one event after the checkpoint, which fails alone, and move past it."""
+    statements = queries("quarantine.sql")
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", BATCH_LOCK)
+        after = await event_store.read_tracking(connection, projection)
+        await event_store.copy_next_batch(connection, after, 1)
+        row = await connection.fetchrow(
+            statements["park"], str(error.sqlstate), str(error).replace("\x00", "")[:4000]
+        )
+        assert row is not None, "the failed event is gone from the store"
+        end = event_store.Tracking(row["transaction_id"], row["position"])
+        await event_store.save_tracking(connection, projection, end)
+    log.error(
+        "quarantined event %s (%s/%s, organization %s): %s",
+        row["position"],
+        row["source"],
+        row["id"],
+        row["organization_id"],
+        error,
+    )
+    return BatchResult(0, end, [], quarantined=1)
+
+
+async def held(connection: Connection, *, everything: bool = False) -> list[Parked]:
+    """The parked events, oldest first; with `everything`, released ones too."""
+    rows = await connection.fetch(queries("quarantine.sql")["list"], everything)
+    return [Parked(**dict(row)) for row in rows]
+
+
+async def held_count(connection: Connection) -> int:
+    """How many events are held in quarantine now."""
+    return int(await connection.fetchval(queries("quarantine.sql")["count_held"]))
+
+
+async def replay(connection: Connection, position: int, projection: str = PROJECTION) -> None:
+    """Project a parked event now; raises the projection's error if it still fails."""
+    statements = queries("quarantine.sql")
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", BATCH_LOCK)
+        if await connection.execute(statements["load_held"], position) != "INSERT 0 1":
+            raise NotHeld(f"no event at position {position} is held in quarantine")
+        await scope(connection, await event_store.read_tracking(connection, projection))
+        await apply_batch(connection)
+        await connection.execute(statements["release"], position, "replayed", None)
+
+
+async def drop(connection: Connection, position: int, reason: str) -> None:
+    """Leave a parked event out of the read models for good (a rebuild leaves it out too)."""
+    status = await connection.execute(
+        queries("quarantine.sql")["release"], position, "dropped", reason
+    )
+    if status != "UPDATE 1":
+        raise NotHeld(f"no event at position {position} is held in quarantine")
