@@ -18,9 +18,9 @@ from pydantic import BeforeValidator, StringConstraints
 CREDIT_SCALE = 6
 """Credits carry at most this many decimal places."""
 
-IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
-CREDITS_PATTERN = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?$"
-SIGNED_CREDITS_PATTERN = r"^-?(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?$"
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+CREDITS_PATTERN = r"^(0|[1-9][0-9]{0,8})(\.[0-9]{1,6})?$"
+SIGNED_CREDITS_PATTERN = r"^-?(0|[1-9][0-9]{0,8})(\.[0-9]{1,6})?$"
 TIMESTAMP_PATTERN = (
     r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
     r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
@@ -60,6 +60,8 @@ def _timestamp(value: Any) -> datetime:
     if isinstance(value, datetime):
         if value.utcoffset() is None:
             raise ValueError("time must be timezone-aware")
+        if not 2000 <= value.year <= 2099:  # the years the pattern allows a written time
+            raise ValueError("time must be in the years 2000 to 2099")
     else:
         # The pattern fixes the shape; fromisoformat rejects impossible dates (Feb 30).
         value = datetime.fromisoformat(_string_matching(value, _TIMESTAMP, "time"))

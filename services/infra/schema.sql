@@ -85,17 +85,17 @@ CREATE TABLE projector_quarantine (
 
 ------------------------------------------------------------------------------
 -- Read models (written by services/projector/sql/, read by the query API);
--- every key starts with organization_id; credits are numeric(24,6)
+-- every key starts with organization_id; credits are numeric(30,6)
 ------------------------------------------------------------------------------
 
 CREATE TABLE organizations (
     organization_id         text PRIMARY KEY,
     timezone                text NOT NULL DEFAULT 'UTC'::text,
     plan                    text,
-    plan_credits            numeric(24,6),
+    plan_credits            numeric(30,6),
     auto_purchase_enabled   boolean NOT NULL DEFAULT false,
-    auto_purchase_threshold numeric(24,6),
-    auto_purchase_pack      numeric(24,6),
+    auto_purchase_threshold numeric(30,6),
+    auto_purchase_pack      numeric(30,6),
     plan_since              timestamp with time zone,  -- plan and zone: latest by
     timezone_since          timestamp with time zone,  -- effective time, not arrival
     plan_by                 text,  -- ties (and auto-purchase settings): the latest
@@ -108,14 +108,14 @@ CREATE TABLE billing_periods (
     period_start    timestamp with time zone NOT NULL,
     period_end      timestamp with time zone NOT NULL,
     plan            text,
-    plan_credits    numeric(24,6) NOT NULL DEFAULT 0,
-    extra_credits   numeric(24,6) NOT NULL DEFAULT 0,
-    credits_used    numeric(24,6) NOT NULL DEFAULT 0,
+    plan_credits    numeric(30,6) NOT NULL DEFAULT 0,
+    extra_credits   numeric(30,6) NOT NULL DEFAULT 0,
+    credits_used    numeric(30,6) NOT NULL DEFAULT 0,
     operations      bigint NOT NULL DEFAULT 0,
     subscribed      boolean NOT NULL DEFAULT false,  -- false: a calendar-month stand-in
     timezone        text,                            -- counts the period's days
     subscribed_plan    text,            -- the subscription's own plan; plan and
-    subscribed_credits numeric(24,6),   -- plan_credits above are the plan in effect
+    subscribed_credits numeric(30,6),   -- plan_credits above are the plan in effect
     subscribed_end  timestamp with time zone,  -- the subscription's own end; period_end
                                                -- is clipped by the next subscribed start
     defined_at      timestamp with time zone,  -- the period_started that won: latest
@@ -129,14 +129,14 @@ CREATE TABLE plan_changes (
     organization_id text NOT NULL,
     effective_at    timestamp with time zone NOT NULL,
     plan            text NOT NULL,
-    plan_credits    numeric(24,6) NOT NULL,
+    plan_credits    numeric(30,6) NOT NULL,
     PRIMARY KEY (organization_id, effective_at)
 );
 
 CREATE TABLE organization_daily_usage (
     organization_id text NOT NULL,
     day             date NOT NULL,
-    credits_used    numeric(24,6) NOT NULL DEFAULT 0,
+    credits_used    numeric(30,6) NOT NULL DEFAULT 0,
     operations      bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (organization_id, day)
 );
@@ -144,7 +144,7 @@ CREATE TABLE organization_daily_usage (
 CREATE TABLE scenario_usage (
     organization_id text NOT NULL,
     scenario_id     text NOT NULL,
-    credits_used    numeric(24,6) NOT NULL DEFAULT 0,
+    credits_used    numeric(30,6) NOT NULL DEFAULT 0,
     operations      bigint NOT NULL DEFAULT 0,
     runs            bigint NOT NULL DEFAULT 0,
     last_run_at     timestamp with time zone,
@@ -155,7 +155,7 @@ CREATE TABLE scenario_period_usage (
     organization_id text NOT NULL,
     period_start    timestamp with time zone NOT NULL,
     scenario_id     text NOT NULL,
-    credits_used    numeric(24,6) NOT NULL DEFAULT 0,
+    credits_used    numeric(30,6) NOT NULL DEFAULT 0,
     operations      bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (organization_id, period_start, scenario_id)
 );
@@ -166,7 +166,7 @@ CREATE TABLE scenario_daily_usage (
     organization_id text NOT NULL,
     scenario_id     text NOT NULL,
     day             date NOT NULL,
-    credits_used    numeric(24,6) NOT NULL DEFAULT 0,
+    credits_used    numeric(30,6) NOT NULL DEFAULT 0,
     operations      bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (organization_id, scenario_id, day)
 );
@@ -178,7 +178,7 @@ CREATE TABLE scenario_module_period_usage (
     module_id       text NOT NULL,
     app             text,            -- NULL while only corrections name the module
     action          text,
-    credits_used    numeric(24,6) NOT NULL DEFAULT 0,
+    credits_used    numeric(30,6) NOT NULL DEFAULT 0,
     operations      bigint NOT NULL DEFAULT 0,
     executions      bigint NOT NULL DEFAULT 0,
     errors          bigint NOT NULL DEFAULT 0,
@@ -194,7 +194,7 @@ CREATE TABLE runs (
     started_at      timestamp with time zone,
     finished_at     timestamp with time zone,
     duration_ms     bigint,
-    credits_used    numeric(24,6) NOT NULL DEFAULT 0,
+    credits_used    numeric(30,6) NOT NULL DEFAULT 0,
     operations      bigint NOT NULL DEFAULT 0,
     module_count    integer NOT NULL DEFAULT 0,
     executions      bigint NOT NULL DEFAULT 0,
@@ -211,7 +211,7 @@ CREATE TABLE run_modules (
     module_id       text NOT NULL,
     app             text,            -- NULL while only corrections name the module
     action          text,
-    credits_used    numeric(24,6) NOT NULL DEFAULT 0,
+    credits_used    numeric(30,6) NOT NULL DEFAULT 0,
     operations      bigint NOT NULL DEFAULT 0,
     executions      bigint NOT NULL DEFAULT 0,
     errors          bigint NOT NULL DEFAULT 0,
@@ -228,7 +228,7 @@ CREATE TABLE module_executions (
     action          text NOT NULL,
     status          text NOT NULL,
     operations      bigint NOT NULL,
-    credits         numeric(24,6) NOT NULL,
+    credits         numeric(30,6) NOT NULL,
     finished_at     timestamp with time zone NOT NULL,
     event_source    text NOT NULL,
     event_id        text NOT NULL,
@@ -251,7 +251,7 @@ CREATE TABLE auto_purchase_outbox (
     event_id        text PRIMARY KEY,
     organization_id text NOT NULL,
     period_start    timestamp with time zone NOT NULL,
-    credits         numeric(24,6) NOT NULL,
+    credits         numeric(30,6) NOT NULL,
     purchased_at    timestamp with time zone NOT NULL,
     sent_at         timestamp with time zone
 );

@@ -1,4 +1,10 @@
-"""The dead-letter topic: every refused record, bytes and headers intact, with its reason."""
+"""The dead-letter topic: every refused record, bytes and headers intact, with its reason.
+
+A record larger than the largest accepted one (an `oversized` rejection) is
+cut to that size, with `dlq_truncated` and `dlq_original_bytes` headers: the
+topic may refuse a copy as large as the original plus our headers, and a send
+it refuses would be retried for ever. `rejected_events.raw` keeps every byte.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +22,10 @@ class KafkaDeadLetters:
 
     transient: tuple[type[BaseException], ...] = (KafkaError, OSError, TimeoutError)
 
-    def __init__(self, broker: KafkaBroker, topic: str) -> None:
+    def __init__(self, broker: KafkaBroker, topic: str, max_value_bytes: int) -> None:
         self._broker = broker
         self._topic = topic
+        self._max_value_bytes = max_value_bytes
 
     async def send(self, rejections: Sequence[Rejection]) -> None:
         await asyncio.gather(*(self._send_one(r) for r in rejections))
@@ -33,6 +40,10 @@ class KafkaDeadLetters:
             "dlq_partition": str(record.origin.partition),
             "dlq_offset": str(record.origin.offset),
         }
-        await self._broker.publish(
-            record.value or b"", topic=self._topic, key=record.key, headers=headers
-        )
+        value = record.value or b""
+        if len(value) > self._max_value_bytes:
+            # Too large to be sure the topic takes it: a cut copy with a marker,
+            # never a send retried for ever. The whole bytes stay in rejected_events.
+            headers |= {"dlq_truncated": "true", "dlq_original_bytes": str(len(value))}
+            value = value[: self._max_value_bytes]
+        await self._broker.publish(value, topic=self._topic, key=record.key, headers=headers)

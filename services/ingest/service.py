@@ -95,7 +95,9 @@ class IngestService:
         self.pool = await create_pool(self.connection.database_url, init=prepare_connection)
         self.ingestor = Ingestor(
             self.pool,
-            KafkaDeadLetters(self.broker, self.connection.dlq_topic),
+            KafkaDeadLetters(
+                self.broker, self.connection.dlq_topic, self.settings.max_record_bytes
+            ),
             Limits(self.settings.max_record_bytes, self.settings.max_future_s),
             retry_max_s=self.settings.retry_max_s,
         )

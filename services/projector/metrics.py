@@ -72,3 +72,7 @@ HELD = Gauge(
     "Events held in quarantine now: neither replayed nor dropped",
     ["projection"],
 )
+PURCHASE_SEND_ERRORS = Counter(
+    "projector_auto_purchase_send_errors_total",
+    "Failed attempts to send auto-purchases from the outbox (each retried with backoff)",
+)

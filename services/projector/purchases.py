@@ -8,16 +8,17 @@ crash, it carries the same id and payload, and ingest counts it once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
-from aiokafka.errors import KafkaError
+import asyncpg
 
+from schemas import TypedEvent
 from schemas.catalog import EXTRA_CREDITS_PURCHASED
 from services.emitter import Emitter, build_event
 from services.infra import database
-from services.infra.database import POSTGRES_TRANSIENT
-from services.infra.retry import retry_forever
 from services.infra.waiting import wait_event
+from services.projector import metrics
 
 log = logging.getLogger(__name__)
 
@@ -33,49 +34,95 @@ MARK_SENT = "UPDATE auto_purchase_outbox SET sent_at = now() WHERE event_id = AN
 
 
 class PurchaseSender:
-    """Drains auto_purchase_outbox to the events topic whenever it is poked."""
+    """Drains auto_purchase_outbox to the events topic whenever it is poked.
+
+    It survives any error: a lost server is reconnected, anything else is
+    logged, counted (`projector_auto_purchase_send_errors_total`) and retried
+    with backoff; it never stops for good. One connection and one producer are
+    kept open between drains. An outbox row that cannot become a valid event
+    is logged and counted and left unsent; the others are sent.
+    """
 
     def __init__(self, database_url: str, kafka_bootstrap: str, topic: str) -> None:
         self.database_url = database_url
         self.kafka_bootstrap = kafka_bootstrap
         self.topic = topic
         self.poke = asyncio.Event()
+        self._connection: asyncpg.Connection | None = None
+        self._emitter: Emitter | None = None
 
-    async def run(self, stop: asyncio.Event, interval_s: float = 1.0) -> None:
-        while not stop.is_set():
-            await retry_forever(
-                self.send_pending,
-                transient=(*POSTGRES_TRANSIENT, KafkaError),
-                what="sending auto-purchases",
-            )
-            self.poke.clear()
-            await wait_event(self.poke, interval_s)
+    async def run(
+        self, stop: asyncio.Event, interval_s: float = 1.0, max_backoff_s: float = 30
+    ) -> None:
+        backoff = interval_s
+        try:
+            while not stop.is_set():
+                try:
+                    await self.send_pending()
+                    backoff = interval_s
+                except Exception:  # nothing may stop the sender for good
+                    metrics.PURCHASE_SEND_ERRORS.inc()
+                    log.exception("sending auto-purchases failed; retrying in %.0f s", backoff)
+                    await self._close()
+                    await wait_event(stop, backoff)
+                    backoff = min(backoff * 2, max_backoff_s)
+                    continue
+                self.poke.clear()
+                await wait_event(self.poke, interval_s)
+        finally:
+            await self._close()
 
     async def send_pending(self) -> int:
-        connection = await database.connect(self.database_url)
-        try:
-            rows = await connection.fetch(PENDING)
-            if not rows:
-                return 0
-            events = [
-                build_event(
-                    PURCHASED_V1,
-                    {
-                        "organization_id": row["organization_id"],
-                        "credits": row["credits"],
-                        "purchase": "automatic",
-                        "purchased_at": row["purchased_at"],
-                    },
-                    source=SOURCE,
-                    event_id=row["event_id"],
-                    time=row["purchased_at"],
-                )
-                for row in rows
-            ]
-            async with Emitter(self.kafka_bootstrap, self.topic, SOURCE) as emitter:
-                await emitter.send_many(events)
-            await connection.execute(MARK_SENT, [row["event_id"] for row in rows])
-            log.info("sent %d auto-purchase(s)", len(rows))
-            return len(rows)
-        finally:
-            await connection.close()
+        connection = await self._database()
+        rows = await connection.fetch(PENDING)
+        events = []
+        for row in rows:
+            try:
+                events.append(_purchase(row))
+            except ValueError as error:  # pydantic's ValidationError included
+                metrics.PURCHASE_SEND_ERRORS.inc()
+                log.error("auto-purchase %s is not a valid event: %s", row["event_id"], error)
+        if not events:
+            return 0
+        emitter = await self._producer()
+        await emitter.send_many(events)
+        await connection.execute(MARK_SENT, [event.id for event in events])
+        log.info("sent %d auto-purchase(s)", len(events))
+        return len(events)
+
+    async def _database(self) -> asyncpg.Connection:
+        if self._connection is None or self._connection.is_closed():
+            self._connection = await database.connect(self.database_url)
+        return self._connection
+
+    async def _producer(self) -> Emitter:
+        if self._emitter is None:
+            emitter = Emitter(self.kafka_bootstrap, self.topic, SOURCE)
+            await emitter.__aenter__()
+            self._emitter = emitter
+        return self._emitter
+
+    async def _close(self) -> None:
+        emitter, self._emitter = self._emitter, None
+        connection, self._connection = self._connection, None
+        if emitter is not None:
+            with contextlib.suppress(Exception):
+                await emitter.__aexit__(None, None, None)
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+
+def _purchase(row: asyncpg.Record) -> TypedEvent:
+    return build_event(
+        PURCHASED_V1,
+        {
+            "organization_id": row["organization_id"],
+            "credits": row["credits"],
+            "purchase": "automatic",
+            "purchased_at": row["purchased_at"],
+        },
+        source=SOURCE,
+        event_id=row["event_id"],
+        time=row["purchased_at"],
+    )

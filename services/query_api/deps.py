@@ -12,7 +12,7 @@ from services.query_api.auth import Forbidden, verify
 from services.query_api.queries import Reader
 
 OrgPath = Annotated[
-    str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+    str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 ]
 IdPath = Annotated[str, Path(min_length=1, max_length=128)]
 PeriodQuery = Annotated[

@@ -135,12 +135,15 @@ async def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason(
     negative = module_execution("org-1", 3, Decimal("0"))
     over_precise = module_execution("org-1", 4, Decimal("0"))
     bad = bad_records(before)
-    for name, event, credits in (
-        ("negative_credits", negative, "-1"),
-        ("over_precise", over_precise, "1.0000001"),
+    for name, event, changes in (
+        ("negative_credits", negative, {"credits": "-1"}),
+        ("over_precise", over_precise, {"credits": "1.0000001"}),
+        ("over_the_cap", module_execution("org-1", 5, Decimal(0)), {"credits": "1000000000"}),
+        ("slash_in_a_run", module_execution("org-1", 6, Decimal(0)), {"run_id": "run/6"}),
+        ("nul_in_text", module_execution("org-1", 7, Decimal(0)), {"app": "open\u0000ai"}),
     ):
         document = event.model_dump(mode="json", exclude_none=True)
-        document["data"]["credits"] = credits
+        document["data"].update(changes)
         bad[name] = (
             b"org-1",
             json.dumps(document).encode(),
@@ -167,6 +170,9 @@ async def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason(
         **{name: name for name in bad},
         "negative_credits": "invalid_data",
         "over_precise": "invalid_data",
+        "over_the_cap": "invalid_data",  # REVIEW G8
+        "slash_in_a_run": "invalid_data",  # REVIEW D4: an id the API could not serve
+        "nul_in_text": "invalid_data",  # REVIEW A1
     }
     await eventually(lambda: _rejected_count(db, len(bad)))
     rows = await db.fetch(
@@ -180,6 +186,14 @@ async def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason(
     assert reasons == sorted(expected_reasons.values())
     by_reason = {dict(r.headers)["dlq_reason_code"].decode(): r for r in dead}  # type: ignore[attr-defined]
     assert by_reason["not_json"].value == b"{nope"  # type: ignore[attr-defined]
+    # #11 §2: the oversized record's copy is cut to the largest accepted size,
+    # marked; its whole bytes are in rejected_events.
+    oversized = by_reason["oversized"]
+    assert len(oversized.value) == 256 * 1024  # type: ignore[attr-defined]
+    assert dict(oversized.headers)["dlq_original_bytes"] == b"300002"  # type: ignore[attr-defined]
+    assert dict(oversized.headers)["dlq_truncated"] == b"true"  # type: ignore[attr-defined]
+    stored = {r["reason_code"]: r["raw"] for r in rows}
+    assert len(stored["oversized"]) == 300_002
 
 
 async def _rejected_count(db: asyncpg.Connection, expected: int) -> bool:

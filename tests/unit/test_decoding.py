@@ -312,3 +312,33 @@ def test_a_nul_character_anywhere_is_refused_by_the_contract(raw: RawRecord) -> 
 
     assert isinstance(outcome, Rejection)
     assert outcome.reason_code in (ReasonCode.INVALID_ENVELOPE, ReasonCode.INVALID_DATA)
+
+
+@pytest.mark.parametrize(
+    ("changes", "what"),
+    [
+        ({"subject": "team/a", "data": {**DATA, "organization_id": "team/a"}}, "organization"),
+        ({"data": {**DATA, "scenario_id": "scn/1"}}, "scenario"),
+        ({"data": {**DATA, "run_id": "run/1"}}, "run"),
+        ({"data": {**DATA, "credits": "1000000000"}}, "credits at the cap"),
+    ],
+)
+def test_ids_the_api_cannot_serve_and_credits_over_the_cap_are_refused(
+    changes: dict[str, Any], what: str
+) -> None:
+    # REVIEW D4: `/` in an id was accepted and could never be queried; REVIEW
+    # G8: credits up to 10^12 per event could overflow a period's sum.
+    raw = record(
+        json.dumps(envelope(**changes)).encode(),
+        key=b"team/a" if "subject" in changes else b"org-1",
+    )
+    outcome = decode(raw, NOW, Limits())
+
+    assert isinstance(outcome, Rejection), what
+    assert outcome.reason_code in (ReasonCode.INVALID_ENVELOPE, ReasonCode.INVALID_DATA)
+
+
+def test_credits_just_under_the_cap_pass() -> None:
+    outcome = decode(structured(data={**DATA, "credits": "999999999.999999"}), NOW, Limits())
+
+    assert isinstance(outcome, NewEvent)
