@@ -16,8 +16,9 @@ would stop all of its usage for one event. Batches treat quarantined events as
 not projected (batch_scope): a correction of a parked execution counts where
 its own copy says until the execution is replayed, then moves.
 
-`replay` projects a parked event again (after a fix); `drop` leaves it out for
-good, with a reason, and a rebuild leaves it out too.
+`replay` projects a parked event again (after a fix); auto-purchase decisions
+stay with the live projector's batches (the organization's next one decides).
+`drop` leaves it out for good, with a reason, and a rebuild leaves it out too.
 """
 
 from __future__ import annotations
