@@ -28,6 +28,11 @@ projector_app = typer.Typer(help="Event store -> read models.", no_args_is_help=
 app.add_typer(projector_app, name="projector")
 api_app = typer.Typer(help="REST API over the read models.", no_args_is_help=True)
 app.add_typer(api_app, name="api")
+rejected_app = typer.Typer(
+    help="Records ingest refused (rejected_events / the dead-letter topic).",
+    no_args_is_help=True,
+)
+app.add_typer(rejected_app, name="rejected")
 quarantine_app = typer.Typer(
     help="Events the projection refused, parked while the projector goes on.",
     no_args_is_help=True,
@@ -100,6 +105,60 @@ def projector_rebuild(
         f"rebuilt {projection}: {report.events:,} events in {report.seconds:.1f} s "
         f"({rate:,.0f} events/s), swapped in"
     )
+
+
+@rejected_app.command("list")
+def rejected_list(
+    reason: Annotated[str | None, typer.Option(help="Only this reason code.")] = None,
+    organization: Annotated[str | None, typer.Option(help="Only this organization.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """The newest refused records, with the reason each was refused for."""
+    from rich.table import Table
+
+    from services.ingest.rejected import rejected
+
+    rows = _with_database(lambda db: rejected(db, reason, organization, limit))
+    table = Table("id", "rejected", "reason", "organization", "event", "why")
+    for r in rows:
+        table.add_row(
+            str(r.rejection_id),
+            f"{r.rejected_at:%Y-%m-%d %H:%M}",
+            r.reason_code,
+            r.organization_id or "",
+            f"{r.source or ''} {r.id or ''}",
+            r.reason[:200],
+        )
+    console.print(table if rows else "no refused records")
+
+
+@rejected_app.command("replay")
+def rejected_replay(
+    rejection_id: Annotated[int, typer.Argument(help="The record's id (see list).")],
+    value_file: Annotated[
+        Path | None,
+        typer.Option(help="Send this corrected value instead of the stored bytes."),
+    ] = None,
+) -> None:
+    """Send a refused record to the events topic again, as stored or corrected.
+
+    It takes the normal path: validated and deduplicated as always.
+    """
+    import asyncio
+    import dataclasses
+
+    from services.ingest.rejected import NoSuchRejection, send_again, stored_record
+
+    settings = ConnectionSettings()
+    try:
+        record = _with_database(lambda db: stored_record(db, rejection_id))
+    except NoSuchRejection as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    if value_file is not None:
+        record = dataclasses.replace(record, value=value_file.read_bytes())
+    asyncio.run(send_again(settings.kafka_bootstrap, settings.events_topic, record, rejection_id))
+    console.print(f"sent rejected record {rejection_id} to {settings.events_topic} again")
 
 
 @quarantine_app.command("list")

@@ -11,7 +11,9 @@ redelivered; the event store's unique key makes the replay change nothing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -46,6 +48,24 @@ def to_raw(record: Any) -> RawRecord:
     )
 
 
+async def _tolerant_parse(
+    records: tuple[Any, ...], original: Callable[[tuple[Any, ...]], Awaitable[Any]]
+) -> Any:
+    """FastStream's batch parser decodes every header as UTF-8 and fails the whole
+    batch on one that is not, for ever (REVIEW A2). It gets copies whose header
+    values are made UTF-8; the records themselves, bytes intact, stay the raw
+    message that ingest reads."""
+    readable = tuple(
+        dataclasses.replace(
+            r, headers=[(k, v.decode("utf-8", "replace").encode()) for k, v in r.headers or ()]
+        )
+        for r in records
+    )
+    message = await original(readable)
+    message.raw_message = records
+    return message
+
+
 async def _raw_body(message: object) -> object:
     """No decoding by FastStream: ingest decodes (and rejects) records itself."""
     return None
@@ -72,6 +92,7 @@ class IngestService:
             max_partition_fetch_bytes=min(settings.fetch_max_bytes, 1024 * 1024),
             ack_policy=AckPolicy.NACK_ON_ERROR,
             decoder=_raw_body,
+            parser=_tolerant_parse,
         )
         self.subscriber(self.on_batch)
         self.ingestor: Ingestor | None = None
