@@ -21,6 +21,17 @@ POSTGRES_TRANSIENT: tuple[type[BaseException], ...] = (
 )
 """Errors that pass when the server comes back: retried, never a reason to give up."""
 
+CAUSED_BY_DATA = ("22", "23")
+"""SQLSTATE classes a record's content can cause: data exceptions, constraint violations."""
+
+
+def caused_by_data(error: BaseException) -> bool:
+    """Whether `error` is one a record's content can cause; any other (our SQL, a full
+    disk, a lost server) must never make good records be set aside one by one."""
+    state = getattr(error, "sqlstate", None) or ""
+    return isinstance(error, asyncpg.PostgresError) and state[:2] in CAUSED_BY_DATA
+
+
 SESSION_SETTINGS = {"timezone": "UTC", "jit": "off"}
 """Pinned on every connection. The time zone: date arithmetic in SQL (a day, a month,
 `::date`) must not depend on the server's default zone, which initdb copies from the

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import asyncpg
 
-from services.infra.database import POSTGRES_TRANSIENT
+from services.infra.database import POSTGRES_TRANSIENT, caused_by_data
 from services.infra.retry import retry_forever
 from services.ingest import metrics
 from services.ingest.decoding import Limits, decode
@@ -72,6 +72,8 @@ class Ingestor:
         try:
             result = await self._append(events, rejections)
         except asyncpg.PostgresError as error:
+            if not caused_by_data(error):
+                raise  # not a record's doing: the batch is redelivered, nothing set aside
             metrics.FAILED_BATCHES.inc()
             result = await self._isolate(events, rejections, error)
         metrics.WRITE_LATENCY.observe(time.perf_counter() - started)
@@ -112,6 +114,7 @@ class Ingestor:
     ) -> AppendResult:
         """Append a batch the store refused (`error`) in halves until each refused record is alone.
 
+        Only for errors a record's content can cause (SQLSTATE classes 22, 23).
         A refused event becomes an `unstorable` rejection with the store's
         error; a refused rejection goes to the dead-letter topic only. The rest
         of the batch lands, so one record never blocks its partition.
@@ -127,6 +130,8 @@ class Ingestor:
             try:
                 done = await self._append(part_events, part_rejections)
             except asyncpg.PostgresError as refused:
+                if not caused_by_data(refused):
+                    raise
                 done = await self._isolate(part_events, part_rejections, refused)
             result.merge(done)
         return result

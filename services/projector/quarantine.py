@@ -30,7 +30,7 @@ from datetime import datetime
 import asyncpg
 
 from services import event_store
-from services.infra.database import Connection
+from services.infra.database import Connection, caused_by_data
 from services.projector.projection import (
     BATCH_LOCK,
     PROJECTION,
@@ -42,15 +42,6 @@ from services.projector.projection import (
 )
 
 log = logging.getLogger(__name__)
-
-QUARANTINABLE = ("22", "23")
-"""SQLSTATE classes an event's content can cause: data exceptions, constraint violations."""
-
-
-def caused_by_an_event(error: BaseException) -> bool:
-    """Whether `error` is one an event's content can cause (else it is ours or transient)."""
-    state = getattr(error, "sqlstate", None) or ""
-    return isinstance(error, asyncpg.PostgresError) and state[:2] in QUARANTINABLE
 
 
 @dataclass(frozen=True)
@@ -90,7 +81,7 @@ async def project_next(
         try:
             return await project_batch(connection, size, projection, auto_purchase=auto_purchase)
         except asyncpg.PostgresError as error:
-            if not caused_by_an_event(error):
+            if not caused_by_data(error):
                 raise
             if size > 1:
                 size //= 2

@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import asyncpg
+import pytest
 
 from services.ingest.recorder import append
 from services.ingest.records import NewEvent, RawRecord, ReasonCode, RecordOrigin, Rejection
@@ -152,3 +155,40 @@ async def test_a_refused_record_with_nul_bytes_is_stored_whole(db: asyncpg.Conne
         "x-bytes": {"base64": base64.b64encode(b"\xff\xfe").decode()},
         "x-ok": "fine",
     }
+
+
+class _DeadLetters:
+    transient: tuple[type[BaseException], ...] = ()
+
+    def __init__(self) -> None:
+        self.sent: list[Rejection] = []
+
+    async def send(self, rejections: Sequence[Rejection]) -> None:
+        self.sent += rejections
+
+
+async def test_an_error_no_record_can_cause_redelivers_the_batch_and_sets_nothing_aside(
+    db: asyncpg.Connection, database_url: str
+) -> None:
+    # A bug of ours (class 42) or a full disk must not dead-letter good events one by one.
+    from services.emitter.client import encode
+    from services.infra.database import create_pool
+    from services.ingest.decoding import Limits
+    from services.ingest.ingestor import Ingestor
+    from services.ingest.recorder import prepare_connection
+    from tests.support.events import module_execution
+
+    await db.execute("ALTER TABLE events RENAME COLUMN data TO data_renamed")
+    pool = await create_pool(database_url, init=prepare_connection)
+    dead = _DeadLetters()
+    try:
+        records = []
+        for n in range(4):
+            value, headers = encode(module_execution("org-1", n, Decimal(1)), "structured")
+            records.append(RawRecord(RecordOrigin("events", 0, n), b"org-1", value, tuple(headers)))
+        with pytest.raises(asyncpg.UndefinedColumnError):
+            await Ingestor(pool, dead, Limits(max_future_s=10**9)).ingest(records)
+    finally:
+        await pool.close()
+    assert dead.sent == []
+    assert await db.fetchval("SELECT count(*) FROM rejected_events") == 0
