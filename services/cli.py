@@ -223,16 +223,14 @@ def quarantine_drop(
 
 
 def _with_database(work: Callable[[Connection], Awaitable[T]]) -> T:
-    """Run `work` on a projecting connection to METERING_DATABASE_URL."""
+    """Run `work` on a connection to METERING_DATABASE_URL."""
     import asyncio
 
     from services.infra import database
-    from services.projector.projection import prepare_connection
 
     async def run() -> T:
         connection = await database.connect(ConnectionSettings().database_url)
         try:
-            await prepare_connection(connection)
             return await work(connection)
         finally:
             await connection.close()

@@ -52,18 +52,21 @@ async def _tolerant_parse(
     records: tuple[Any, ...], original: Callable[[tuple[Any, ...]], Awaitable[Any]]
 ) -> Any:
     """FastStream's batch parser decodes every header as UTF-8 and fails the whole
-    batch on one that is not, for ever (REVIEW A2). It gets copies whose header
-    values are made UTF-8; the records themselves, bytes intact, stay the raw
-    message that ingest reads."""
-    readable = tuple(
-        dataclasses.replace(
-            r, headers=[(k, v.decode("utf-8", "replace").encode()) for k, v in r.headers or ()]
+    batch on one that is not, for ever (REVIEW A2). Such a batch is parsed from
+    copies whose header values are made UTF-8; the records themselves, bytes
+    intact, stay the raw message that ingest reads. Other batches are not copied."""
+    try:
+        return await original(records)
+    except UnicodeDecodeError:
+        readable = tuple(
+            dataclasses.replace(
+                r, headers=[(k, v.decode("utf-8", "replace").encode()) for k, v in r.headers or ()]
+            )
+            for r in records
         )
-        for r in records
-    )
-    message = await original(readable)
-    message.raw_message = records
-    return message
+        message = await original(readable)
+        message.raw_message = records
+        return message
 
 
 async def _raw_body(message: object) -> object:

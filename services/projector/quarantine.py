@@ -36,6 +36,7 @@ from services.projector.projection import (
     PROJECTION,
     BatchResult,
     apply_batch,
+    prepare_connection,
     project_batch,
     queries,
     scope,
@@ -130,6 +131,7 @@ async def held_count(connection: Connection) -> int:
 async def replay(connection: Connection, position: int, projection: str = PROJECTION) -> None:
     """Project a parked event now; raises the projection's error if it still fails."""
     statements = queries("quarantine.sql")
+    await prepare_connection(connection)
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", BATCH_LOCK)
         if await connection.execute(statements["load_held"], position) != "INSERT 0 1":

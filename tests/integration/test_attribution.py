@@ -10,7 +10,7 @@ import asyncpg
 
 from schemas import TypedEvent
 from services.emitter import build_event
-from tests.support.projecting import project_everything
+from tests.support.projecting import arrived_one_by_one, project_everything
 from tests.support.store import store
 
 
@@ -160,9 +160,6 @@ async def test_plan_and_zone_are_the_latest_by_effective_time_whatever_arrives_l
 ) -> None:
     # REVIEW B8: a backfilled old period_started, sent after today's, set the
     # organization's plan and zone ("latest by position").
-    from services.infra import database
-    from services.projector.projection import prepare_connection
-
     october = datetime(2026, 10, 1, tzinfo=UTC)
     november = datetime(2026, 11, 1, tzinfo=UTC)
     old = build_event(
@@ -194,15 +191,8 @@ async def test_plan_and_zone_are_the_latest_by_effective_time_whatever_arrives_l
         time=november,
     )
     for order in ([old, today], [today, old]):
-        db = await database.connect(new_database())
-        try:
-            await prepare_connection(db)
-            for offset, event in enumerate(order):
-                await store(db, [event], offset)
-                await project_everything(db, 10)
+        async with arrived_one_by_one(new_database(), order) as db:
             row = await db.fetchrow("SELECT plan, plan_credits, timezone FROM organizations")
-        finally:
-            await db.close()
         assert row is not None
         assert tuple(row) == ("pro", Decimal(10000), "Europe/Prague"), order
 
@@ -213,9 +203,6 @@ async def test_a_period_sent_again_with_other_bounds_the_latest_by_time_wins_nev
     # A billing system shortens a period (same start, a later event), and
     # another period is sent starting inside it: in either order the periods
     # are the latest definition's, clipped so that none overlap.
-    from services.infra import database
-    from services.projector.projection import prepare_connection
-
     start, end = datetime(2026, 10, 5, tzinfo=UTC), datetime(2026, 11, 5, tzinfo=UTC)
     first = period_started("org-1", start, end)
     shortened = build_event(
@@ -236,18 +223,11 @@ async def test_a_period_sent_again_with_other_bounds_the_latest_by_time_wins_nev
         [inside, shortened, first],
         [shortened, first, inside],
     ):
-        db = await database.connect(new_database())
-        try:
-            await prepare_connection(db)
-            for offset, event in enumerate(order):
-                await store(db, [event], offset)
-                await project_everything(db, 10)
+        async with arrived_one_by_one(new_database(), order) as db:
             rows = await db.fetch(
                 "SELECT period_start, period_end, plan_credits FROM billing_periods"
                 " ORDER BY period_start"
             )
-        finally:
-            await db.close()
         results.add(tuple(tuple(r) for r in rows))
     assert results == {
         (

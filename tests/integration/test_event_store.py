@@ -80,7 +80,6 @@ async def test_nothing_waiting_is_never_reported_as_stalled_whatever_the_positio
 
     await project_everything(db, 10)
 
-    assert await event_store.read_tracking(db, PROJECTION) < Tracking(2**62, 2)
     assert (await event_store.read_tracking(db, PROJECTION)).position == 1
     assert await event_store.caught_up(db, PROJECTION)
     assert await event_store.stalled_for_s(db, PROJECTION) is None

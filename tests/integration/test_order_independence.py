@@ -29,7 +29,7 @@ from services.projector.rebuild import rebuild
 from tests.support.billing_history import Expected, billing_history, expected_models
 from tests.support.generated_history import Expected as Expected2
 from tests.support.generated_history import History, expected, histories
-from tests.support.projecting import project_everything
+from tests.support.projecting import arrived_one_by_one, project_everything
 from tests.support.store import store
 
 ORDER_FREE = {"module_executions": "event_position"}
@@ -280,12 +280,7 @@ async def test_a_correction_counts_where_the_corrected_event_is_not_where_its_co
         time=when + timedelta(days=2),
     )
     order = [correction, execution, other] if correction_first else [execution, other, correction]
-    db = await database.connect(new_database())
-    try:
-        await prepare_connection(db)
-        for offset, event in enumerate(order):
-            await store(db, [event], offset)
-            await project_everything(db, 100)
+    async with arrived_one_by_one(new_database(), order) as db:
         periods = await db.fetch("SELECT period_start, credits_used FROM billing_periods")
         assert [tuple(r) for r in periods] == [(datetime(2026, 11, 1, tzinfo=UTC), Decimal(3))]
         runs = await db.fetch("SELECT run_id, scenario_id, credits_used, module_count FROM runs")
@@ -296,5 +291,3 @@ async def test_a_correction_counts_where_the_corrected_event_is_not_where_its_co
         assert [tuple(r) for r in modules] == [("3", Decimal(2), 1), ("4", Decimal(1), 1)]
         scenarios = await db.fetch("SELECT scenario_id, credits_used, runs FROM scenario_usage")
         assert [tuple(r) for r in scenarios] == [("scn-1", Decimal(3), 1)]
-    finally:
-        await db.close()

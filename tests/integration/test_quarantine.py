@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner, Result
 
+from schemas import TypedEvent
 from services.cli import app
 from services.infra import database
 from services.projector import quarantine
@@ -24,7 +25,7 @@ from tests.support.store import store
 POISON = "ALTER TABLE runs ADD CONSTRAINT test_poison CHECK (run_id <> 'run-poison')"
 
 
-def history(rng: random.Random) -> list:  # type: ignore[type-arg]
+def history(rng: random.Random) -> list[TypedEvent]:
     """50 organizations; organization org-7 has one event the test makes unprojectable."""
     events = []
     for n in range(1_000):
@@ -44,7 +45,7 @@ async def cli(args: list[str]) -> Result:
     return await asyncio.to_thread(CliRunner().invoke, app, args)
 
 
-async def projected(url: str, events: list, batch: int) -> asyncpg.Connection:  # type: ignore[type-arg]
+async def projected(url: str, events: list[TypedEvent], batch: int) -> asyncpg.Connection:
     db = await database.connect(url)
     await prepare_connection(db)
     for offset in range(0, len(events), 100):

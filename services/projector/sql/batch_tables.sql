@@ -66,6 +66,15 @@ CREATE TEMP TABLE IF NOT EXISTS settle_windows (
 CREATE TEMP TABLE IF NOT EXISTS settled_events (LIKE projector_batch INCLUDING ALL)
     ON COMMIT DELETE ROWS;
 
+-- credit_sources --
+-- The batch's events and the settled ones (settled = true) as one source.
+-- Read by: credit_events.sql (extract, extract_corrections).
+CREATE OR REPLACE TEMP VIEW credit_sources AS
+SELECT position, source, id, type, organization_id, time, data AS d, false AS settled
+FROM projector_batch
+UNION ALL
+SELECT position, source, id, type, organization_id, time, data, true FROM settled_events;
+
 -- credit_events --
 -- Every event that moves credits, from the batch and from settled_events, with
 -- what it moves and the time it counts at, before any period or day is chosen.

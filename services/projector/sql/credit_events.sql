@@ -20,12 +20,7 @@ SELECT b.position, b.source, b.id, b.organization_id, d->>'scenario_id', d->>'ru
             THEN (d->>'purchased_at')::timestamptz ELSE b.time END,
        (d->>'started_at')::timestamptz, (d->>'finished_at')::timestamptz,
        b.type LIKE 'com.metering.module_execution.completed.%', b.settled, NULL, NULL, true, false
-FROM (
-    SELECT position, source, id, type, organization_id, time, data AS d, false AS settled
-    FROM projector_batch
-    UNION ALL
-    SELECT position, source, id, type, organization_id, time, data, true FROM settled_events
-) b
+FROM credit_sources b
 WHERE b.type LIKE 'com.metering.module_execution.completed.%'
    OR b.type LIKE 'com.metering.credits.purchased.%';
 
@@ -42,12 +37,7 @@ SELECT b.position, b.source, b.id, b.organization_id,
        CASE WHEN t.found THEN t.time ELSE (d->>'corrects_time')::timestamptz END,
        NULL, NULL, false, b.settled, d->'corrects_event'->>'source', d->'corrects_event'->>'id',
        coalesce(t.found, false), false
-FROM (
-    SELECT position, source, id, type, organization_id, time, data AS d, false AS settled
-    FROM projector_batch
-    UNION ALL
-    SELECT position, source, id, type, organization_id, time, data, true FROM settled_events
-) b
+FROM credit_sources b
 LEFT JOIN LATERAL (
     SELECT true AS found, e.time, e.data FROM events e
     WHERE e.source = b.d->'corrects_event'->>'source' AND e.id = b.d->'corrects_event'->>'id'
