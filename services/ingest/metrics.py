@@ -35,6 +35,11 @@ RETRIES = Counter("ingest_retries_total", "Retries after a server went away", ["
 CONSUMER_LAG = Gauge(
     "ingest_consumer_lag", "Records behind the end of the partition", ["topic", "partition"]
 )
+CONSUMER_OFFSET = Gauge(
+    "ingest_consumer_offset",
+    "Offset of the next record this consumer reads; with lag and no change, a stuck partition",
+    ["topic", "partition"],
+)
 FAILED_BATCHES = Counter(
     "ingest_failed_batches_total",
     "Batches the store refused as a whole; each was split until the refused records were found",

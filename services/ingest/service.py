@@ -150,5 +150,6 @@ async def _observe_lag(consumer: Any, tp: TopicPartition) -> None:
         position = await consumer.position(tp)
     except (KafkaError, AssertionError, ValueError):
         return
+    metrics.CONSUMER_OFFSET.labels(tp.topic, str(tp.partition)).set(position)
     if end is not None:
         metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(end - position, 0))

@@ -242,6 +242,16 @@ async def test_sigterm_ends_ingest_cleanly_and_a_restart_resumes(
     assert ingest.metrics().get("ingest_records_redelivered_total", 0) == 0
     assert await count(db, "events") == 30_000
 
+    # The stuck-partition alert reads these: every offset read, nothing waiting.
+    def consumer_gauges(prefix: str) -> list[float]:
+        return [v for k, v in ingest.metrics().items() if k.startswith(prefix)]
+
+    async def offsets_at_the_end() -> bool:
+        return sum(consumer_gauges("ingest_consumer_offset{")) == 30_000
+
+    await eventually(offsets_at_the_end, timeout_s=30)
+    assert sum(consumer_gauges("ingest_consumer_lag{")) == 0
+
 
 async def _stored_at_least(db: asyncpg.Connection, expected: int) -> bool:
     return await count(db, "events") >= expected
