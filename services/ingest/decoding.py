@@ -131,7 +131,8 @@ def _refusal(error: ValidationError, envelope: dict[str, Any] | None = None) -> 
         if first["type"] == "union_tag_invalid":
             return Refused(ReasonCode.UNKNOWN_TYPE, f"unknown event type {type_name!r}")
     location = ".".join(str(part) for part in first["loc"][1:])  # [0] is the union tag
-    code = ReasonCode.INVALID_DATA if location.startswith("data") else ReasonCode.INVALID_ENVELOPE
+    in_data = location == "data" or location.startswith("data.")  # not datacontenttype
+    code = ReasonCode.INVALID_DATA if in_data else ReasonCode.INVALID_ENVELOPE
     details = "; ".join(
         f"{'.'.join(str(p) for p in e['loc'][1:]) or '(envelope)'}: {e['msg']}"
         for e in error.errors(include_url=False)[:5]

@@ -27,8 +27,7 @@ from services.ingest.recorder import prepare_connection as prepare_recorder
 from services.projector.projection import READ_MODELS, prepare_connection
 from services.projector.rebuild import rebuild
 from tests.support.billing_history import Expected, billing_history, expected_models
-from tests.support.generated_history import Expected as Expected2
-from tests.support.generated_history import History, expected, histories
+from tests.support.generated_history import History, expected, histories, read_models
 from tests.support.projecting import arrived_one_by_one, project_everything
 from tests.support.store import store
 
@@ -153,46 +152,6 @@ async def test_usage_projected_before_its_renewal_moves_to_the_renewed_period(
         "SELECT period_start, period_end, credits_used FROM billing_periods ORDER BY period_start"
     )
     assert [tuple(r) for r in rows] == [(a.start, a.end, Decimal(0)), (b.start, b.end, Decimal(10))]
-
-
-async def read_models(db: asyncpg.Connection, schema: str = "public") -> Expected2:
-    """The read models in the oracle's shapes."""
-    rows = {
-        table: await db.fetch(f"SELECT * FROM {schema}.{table}")
-        for table in (
-            "billing_periods",
-            "organization_daily_usage",
-            "scenario_period_usage",
-            "scenario_usage",
-            "runs",
-            "run_modules",
-        )
-    }
-    o = "organization_id"
-    return Expected2(
-        periods={
-            (r[o], r["period_start"]): (r["period_end"], r["credits_used"], r["extra_credits"])
-            for r in rows["billing_periods"]
-        },
-        plans={
-            (r[o], r["period_start"]): r["plan_credits"]
-            for r in rows["billing_periods"]
-            if r["subscribed"]
-        },
-        days={(r[o], r["day"]): r["credits_used"] for r in rows["organization_daily_usage"]},
-        scenario_periods={
-            (r[o], r["period_start"], r["scenario_id"]): r["credits_used"]
-            for r in rows["scenario_period_usage"]
-        },
-        scenarios={
-            (r[o], r["scenario_id"]): (r["credits_used"], r["runs"]) for r in rows["scenario_usage"]
-        },
-        runs={(r[o], r["run_id"]): (r["scenario_id"], r["credits_used"]) for r in rows["runs"]},
-        run_modules={
-            (r[o], r["run_id"], r["module_id"]): (r["credits_used"], r["executions"])
-            for r in rows["run_modules"]
-        },
-    )
 
 
 async def reset(url: str) -> None:

@@ -27,6 +27,7 @@ from decimal import Decimal
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
+import asyncpg
 from hypothesis import strategies as st
 
 from schemas import TypedEvent
@@ -464,4 +465,44 @@ def expected(sent: list[TypedEvent]) -> Expected:
         },
         runs=runs,
         run_modules={k: (v[0], v[1]) for k, v in modules.items()},
+    )
+
+
+async def read_models(db: asyncpg.Connection, schema: str = "public") -> Expected:
+    """The read models in the oracle's shapes."""
+    rows = {
+        table: await db.fetch(f"SELECT * FROM {schema}.{table}")
+        for table in (
+            "billing_periods",
+            "organization_daily_usage",
+            "scenario_period_usage",
+            "scenario_usage",
+            "runs",
+            "run_modules",
+        )
+    }
+    o = "organization_id"
+    return Expected(
+        periods={
+            (r[o], r["period_start"]): (r["period_end"], r["credits_used"], r["extra_credits"])
+            for r in rows["billing_periods"]
+        },
+        plans={
+            (r[o], r["period_start"]): r["plan_credits"]
+            for r in rows["billing_periods"]
+            if r["subscribed"]
+        },
+        days={(r[o], r["day"]): r["credits_used"] for r in rows["organization_daily_usage"]},
+        scenario_periods={
+            (r[o], r["period_start"], r["scenario_id"]): r["credits_used"]
+            for r in rows["scenario_period_usage"]
+        },
+        scenarios={
+            (r[o], r["scenario_id"]): (r["credits_used"], r["runs"]) for r in rows["scenario_usage"]
+        },
+        runs={(r[o], r["run_id"]): (r["scenario_id"], r["credits_used"]) for r in rows["runs"]},
+        run_modules={
+            (r[o], r["run_id"], r["module_id"]): (r["credits_used"], r["executions"])
+            for r in rows["run_modules"]
+        },
     )

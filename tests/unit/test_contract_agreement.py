@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-import jsonschema
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -24,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from schemas.catalog import EVENT_TYPES, json_schema
 from schemas.cloudevents import CloudEvent
+from tests.support.contract import schema_accepts
 
 EXAMPLES_PER_SCHEMA = int(os.environ.get("METERING_CONTRACT_EXAMPLES", "500"))
 """`make unit` asks for fewer; `make test` and CI run them all."""
@@ -32,29 +31,6 @@ MODELS: dict[str, type[BaseModel]] = {
     "cloudevent": CloudEvent,
     **{name: t.payload for name, t in EVENT_TYPES.items()},
 }
-
-
-def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Any:
-    if not validator.is_type(instance, "string"):
-        return
-    anchored = pattern.startswith("^") and pattern.endswith("$")
-    found = re.fullmatch(pattern, instance) if anchored else re.search(pattern, instance)
-    if found is None:
-        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
-EcmaValidator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
-    jsonschema.Draft202012Validator, {"pattern": _ecma_pattern}
-)
-
-
-@cache
-def validator_for(name: str) -> Any:
-    return EcmaValidator(json_schema(name), format_checker=jsonschema.FormatChecker())
-
-
-def schema_accepts(name: str, document: Any) -> bool:
-    return bool(validator_for(name).is_valid(document))
 
 
 def model_accepts(name: str, document: Any) -> bool:

@@ -110,6 +110,9 @@ def test_an_older_version_is_stored_as_the_newest() -> None:
         (structured(id=None), ReasonCode.INVALID_ENVELOPE),
         (structured(specversion="0.3"), ReasonCode.INVALID_ENVELOPE),
         (structured(extra="x"), ReasonCode.INVALID_ENVELOPE),
+        # envelope attributes whose names begin with "data" (found by the Kafka fuzz test)
+        (structured(datacontenttype="text/xml"), ReasonCode.INVALID_ENVELOPE),
+        (structured(dataschema=""), ReasonCode.INVALID_ENVELOPE),
         (structured(type="com.example.unknown.v1"), ReasonCode.UNKNOWN_TYPE),
         (structured(type="com.metering.module_execution.completed.v7"), ReasonCode.UNKNOWN_VERSION),
         (structured(data={**DATA, "credits": "-1"}), ReasonCode.INVALID_DATA),
