@@ -86,6 +86,8 @@ class IngestService:
         self.subscriber = self.broker.subscriber(
             connection.events_topic,
             group_id=settings.group_id,
+            group_instance_id=settings.instance_id,
+            session_timeout_ms=settings.session_timeout_ms,
             batch=True,
             max_records=settings.max_batch,
             batch_timeout_ms=settings.batch_timeout_ms,

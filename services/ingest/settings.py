@@ -13,6 +13,17 @@ class IngestSettings(BaseSettings):
     group_id: str = "metering-ingest"
     """Kafka consumer group; run more processes with the same id to scale out."""
 
+    instance_id: str | None = None
+    """Static group membership (KIP-345): a stable id per process, such as its pod name.
+
+    A process killed and restarted with the same id gets its partitions back at
+    once; without one, its partitions wait `session_timeout_ms` for the dead
+    member to be dropped. Two running processes must never share an id.
+    """
+
+    session_timeout_ms: int = 10_000
+    """How long the group waits for a silent member before giving its partitions away."""
+
     max_batch: int = 5000
     """Most records appended in one transaction (bounds memory per batch)."""
 

@@ -43,6 +43,7 @@ class IngestProcess(ServiceProcess):
         group_id: str,
         log_dir: Path,
         max_batch: int = 2000,
+        instance_id: str = "",
     ) -> None:
         port = free_port()
         env = {
@@ -55,6 +56,8 @@ class IngestProcess(ServiceProcess):
             "METERING_INGEST_MAX_BATCH": str(max_batch),
             "METERING_INGEST_RETRY_MAX_S": "0.5",
         }
+        if instance_id:
+            env["METERING_INGEST_INSTANCE_ID"] = instance_id
         super().__init__(["ingest", "run"], env, port, log_dir)
 
 
