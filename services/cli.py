@@ -243,10 +243,20 @@ def api_run(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """Serve the REST API and /metrics until SIGTERM or Ctrl-C."""
-    from services.query_api.main import run
+    """Serve the REST API until SIGTERM or Ctrl-C; /metrics is on METERING_API_METRICS_PORT."""
+    from pydantic import ValidationError
 
-    run(host, port)
+    from services.query_api.main import run
+    from services.query_api.settings import ApiSettings
+
+    try:
+        settings = ApiSettings()
+    except ValidationError as error:
+        for problem in error.errors():
+            where = ".".join(str(p) for p in problem["loc"]) or "settings"
+            console.print(f"[red]METERING_API_ settings: {where}: {problem['msg']}[/red]")
+        raise typer.Exit(2) from None
+    run(host, port, settings)
 
 
 @app.command("token")
@@ -261,13 +271,15 @@ def token_command(
     from services.query_api.auth import sign
     from services.query_api.settings import ApiSettings
 
-    secret = ApiSettings().jwt_secret
+    settings = ApiSettings()
+    secret = settings.jwt_secret
     if not secret:
         console.print("[red]set METERING_API_JWT_SECRET first[/red] (the API verifies with it)")
         raise typer.Exit(2)
     if organization is None and not operator:
         raise typer.BadParameter("name an organization, or pass --operator")
-    print(sign(organization, secret, operator=operator, ttl_s=hours * 3600))
+    claim = settings.jwt_organization_claim
+    print(sign(organization, secret, operator=operator, ttl_s=hours * 3600, claim=claim))
 
 
 @app.command("emit")

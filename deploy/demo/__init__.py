@@ -79,10 +79,14 @@ def run_demo(organizations: int = 20, runs: int = 1500, exit_when_ready: bool = 
     logs = Path(os.environ.get("METERING_STACK_DIR", ".stack")) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     shared = {**endpoints.as_env(), "METERING_EVENTS_TOPIC": TOPIC, "METERING_DLQ_TOPIC": DLQ}
-    ingest_port, projector_port = _port(9101), _port(9102)
+    ingest_port, projector_port, api_metrics_port = _port(9101), _port(9102), _port(9103)
     ingest_env = {**shared, "METERING_INGEST_METRICS_PORT": str(ingest_port)}
     projector_env = {**shared, "METERING_PROJECTOR_METRICS_PORT": str(projector_port)}
-    api_env = {**shared, "METERING_API_JWT_SECRET": secret}
+    api_env = {
+        **shared,
+        "METERING_API_JWT_SECRET": secret,
+        "METERING_API_METRICS_PORT": str(api_metrics_port),
+    }
     services = [
         ServiceProcess(["ingest", "run"], ingest_env, ingest_port, logs),
         ServiceProcess(["projector", "run"], projector_env, projector_port, logs),
@@ -97,7 +101,8 @@ def run_demo(organizations: int = 20, runs: int = 1500, exit_when_ready: bool = 
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the projector did not catch up; see {logs}")
             time.sleep(0.5)
-        _print_ready(api_port, secret, sent, time.monotonic() - started, logs)
+        ports = (api_port, api_metrics_port, ingest_port, projector_port)
+        _print_ready(ports, secret, sent, time.monotonic() - started, logs)
         if not exit_when_ready:
             _wait_for_interrupt()
     finally:
@@ -106,7 +111,10 @@ def run_demo(organizations: int = 20, runs: int = 1500, exit_when_ready: bool = 
         console.print("services stopped; the stack stays up (`make stack-down`)")
 
 
-def _print_ready(port: int, secret: str, sent: int, seconds: float, logs: Path) -> None:
+def _print_ready(
+    ports: tuple[int, int, int, int], secret: str, sent: int, seconds: float, logs: Path
+) -> None:
+    port, api_metrics, ingest, projector = ports
     base = f"http://127.0.0.1:{port}"
     token = sign("org-001", secret, ttl_s=7 * 86400)
     operator = sign(None, secret, operator=True, ttl_s=7 * 86400)
@@ -115,7 +123,10 @@ def _print_ready(port: int, secret: str, sent: int, seconds: float, logs: Path) 
         f"{sent:,} demo events ingested and projected"
     )
     console.print(f"  API:      {base}   (OpenAPI: {base}/docs)")
-    console.print(f"  metrics:  {base}/metrics, ingest :9101/metrics, projector :9102/metrics")
+    console.print(
+        f"  metrics:  api :{api_metrics}/metrics, ingest :{ingest}/metrics,"
+        f" projector :{projector}/metrics (loopback only)"
+    )
     console.print(f"  logs:     {logs}")
     console.print(f"  token for org-001:  {token}", soft_wrap=True)
     console.print(f"  operator token:     {operator}", soft_wrap=True)

@@ -28,9 +28,9 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def port_answers(port: int, timeout: float = 0.5) -> bool:
+def port_answers(port: int, timeout: float = 0.5, host: str = "127.0.0.1") -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+        with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False

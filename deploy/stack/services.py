@@ -20,6 +20,7 @@ class ServiceProcess:
         self.command = command
         self.env = {**os.environ, **env}
         self.metrics_port = metrics_port
+        self.metrics_host = "127.0.0.1"
         self.log_dir = log_dir
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -38,7 +39,7 @@ class ServiceProcess:
                 stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 30
-        while not port_answers(self.metrics_port):
+        while not port_answers(self.metrics_port, host=self.metrics_host):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{self.command} did not start: {self.log()}")
             time.sleep(0.1)
@@ -64,7 +65,8 @@ class ServiceProcess:
 
     def metrics(self) -> dict[str, float]:
         """The process's metrics, as {'name{labels}': value}."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as r:
+        url = f"http://{self.metrics_host}:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url) as r:
             text = r.read().decode()
         values: dict[str, float] = {}
         for line in text.splitlines():

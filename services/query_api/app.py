@@ -1,5 +1,6 @@
-"""The REST API over the read models (paths fixed by DESIGN.md), plus health and metrics."""
+"""The REST API over the read models (paths fixed by DESIGN.md), plus health; metrics apart."""
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -7,11 +8,15 @@ from fastapi import FastAPI
 
 from services.infra.database import create_pool
 from services.infra.settings import ConnectionSettings
+from services.query_api.auth import TokenVerifier
 from services.query_api.errors import DOCUMENTED_ERRORS, handle_auth_errors
-from services.query_api.metrics import instrument
+from services.query_api.limits import AbuseLimits
+from services.query_api.metrics import USAGE, instrument, serve_metrics
 from services.query_api.queries import Reader
 from services.query_api.routes import operations, runs, scenarios, usage
 from services.query_api.settings import ApiSettings
+
+log = logging.getLogger("services.query_api")
 
 
 def create_app(
@@ -24,10 +29,12 @@ def create_app(
         title="Credit metering API",
         version="1",
         description="How many credits an organization used, where and when.",
-        lifespan=reading_from(connection.database_url),
+        lifespan=reading_from(connection.database_url, settings),
         responses=DOCUMENTED_ERRORS,
     )
     app.state.settings = settings
+    app.state.verifier = TokenVerifier(settings)
+    app.add_middleware(AbuseLimits, settings=settings)
     instrument(app)
     handle_auth_errors(app)
     for resource in (usage, scenarios, runs, operations):
@@ -35,14 +42,24 @@ def create_app(
     return app
 
 
-def reading_from(database_url: str) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """A lifespan that gives the app a Reader on a pool of `database_url` while it runs."""
+def reading_from(
+    database_url: str, settings: ApiSettings
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """A lifespan that gives the app a Reader on a pool of `database_url` while it runs,
+    and serves the metrics on the operations port meanwhile."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.warning("%s", app.state.verifier.describe())
         pool = await create_pool(database_url, size=10)
         app.state.reader = Reader(pool)
-        yield
-        await pool.close()
+        USAGE.attach(app.state.reader, settings)
+        stop_metrics = serve_metrics(settings)
+        try:
+            yield
+        finally:
+            stop_metrics()
+            USAGE.detach()
+            await pool.close()
 
     return lifespan

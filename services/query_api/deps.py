@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Path, Query, Request
 
-from services.query_api.auth import Forbidden, verify
+from services.query_api.auth import Forbidden, TokenVerifier
 from services.query_api.queries import Reader
 
 OrgPath = Annotated[
@@ -37,7 +37,8 @@ def readable_organization(
     authorization: Annotated[str | None, Header()] = None,
 ) -> str:
     """The organization in the path, once the bearer token may read it (else 401/403)."""
-    caller = verify(authorization, request.app.state.settings)
+    verifier: TokenVerifier = request.app.state.verifier
+    caller = verifier.verify(authorization)
     if not caller.may_read(organization_id):
         raise Forbidden("this token may not read that organization")
     return organization_id

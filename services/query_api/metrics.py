@@ -1,22 +1,36 @@
 """Prometheus metrics of the API: requests by route template, and usage gauges for alerting.
 
+They are served on an operations port of their own (`metrics_host`:`metrics_port`,
+loopback by default), never on the public API port: the usage gauges name every
+organization near its limit (REVIEW C1).
+
 Usage gauges have bounded cardinality: only organizations whose current period
 is at least `usage_gauge_min_ratio` used get series, at most
 `usage_gauge_max_series` of them, the most used first, each with its five most
-used scenarios.
+used scenarios. They are computed at most once per `usage_gauge_refresh_s`,
+however often Prometheus (or anyone else who reaches the port) scrapes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.query_api import billing
 from services.query_api.settings import ApiSettings
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from services.query_api.queries import Reader
@@ -30,28 +44,6 @@ LATENCY = Histogram(
     "HTTP request latency",
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-    registry=REGISTRY,
-)
-USED = Gauge(
-    "credits_used", "Credits used in the current period", ["organization"], registry=REGISTRY
-)
-TOTAL = Gauge(
-    "credits_total",
-    "Plan plus extra credits of the current period",
-    ["organization"],
-    registry=REGISTRY,
-)
-RATIO = Gauge(
-    "credits_used_ratio",
-    "Credits used / total in the current period",
-    ["organization"],
-    registry=REGISTRY,
-)
-
-SCENARIO_USED = Gauge(
-    "credits_scenario_used",
-    "Credits used this period by the most used scenarios of the organizations with usage gauges",
-    ["organization", "scenario"],
     registry=REGISTRY,
 )
 SCENARIOS_PER_ORGANIZATION = 5
@@ -93,29 +85,138 @@ def instrument(app: FastAPI) -> None:
     app.add_middleware(RequestMetrics)
 
 
-async def refresh_usage_gauges(reader: Reader, settings: ApiSettings) -> None:
-    """Set the usage gauges to the read models' current figures, dropping stale series."""
-    rows = await reader.usage_gauges(
-        settings.usage_gauge_min_ratio, settings.usage_gauge_max_series
+def serve_metrics(settings: ApiSettings) -> Callable[[], None]:
+    """Serve REGISTRY on the operations address, in a thread; returns how to stop it."""
+    if not settings.metrics_port:
+        return lambda: None
+    server, thread = start_http_server(
+        settings.metrics_port, addr=settings.metrics_host, registry=REGISTRY
     )
-    scenarios = await reader.scenario_gauges(
-        [row["organization_id"] for row in rows],
-        [row["period_start"] for row in rows],
-        SCENARIOS_PER_ORGANIZATION,
-    )
-    for gauge in (USED, TOTAL, RATIO, SCENARIO_USED):
-        gauge.clear()
-    for row in rows:
-        org, used, total = row["organization_id"], row["credits_used"], row["total"]
-        # Prometheus samples are floats; the exact figures are in the REST API.
-        USED.labels(org).set(float(used))
-        TOTAL.labels(org).set(float(total))
-        RATIO.labels(org).set(float(billing.used_ratio(used, total)))
-    for row in scenarios:
-        SCENARIO_USED.labels(row["organization_id"], row["scenario_id"]).set(
-            float(row["credits_used"])
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+    return stop
+
+
+@dataclass(frozen=True)
+class UsageSnapshot:
+    organizations: Sequence[Any] = ()
+    scenarios: Sequence[Any] = ()
+
+
+REFRESHES = Counter(
+    "api_usage_gauge_refreshes_total",
+    "Times the usage gauges were read from the database",
+    registry=REGISTRY,
+)
+REFRESH_ERRORS = Counter(
+    "api_usage_gauge_refresh_errors_total",
+    "Usage gauge refreshes that failed (the previous figures are served)",
+    registry=REGISTRY,
+)
+
+
+@dataclass(eq=False)
+class UsageGauges(Collector):
+    """The usage gauges, read from the database at most once per refresh interval.
+
+    Prometheus collects in the metrics server's thread; the read runs on the
+    app's event loop (where its pool lives) and the thread waits for it.
+    """
+
+    reader: Reader | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    settings: ApiSettings | None = None
+    snapshot: UsageSnapshot = field(default_factory=UsageSnapshot)
+    refreshed_at: float = -math.inf
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def attach(self, reader: Reader, settings: ApiSettings) -> None:
+        """Read through `reader` on the running loop from now on."""
+        self.reader, self.settings = reader, settings
+        self.loop = asyncio.get_running_loop()
+        self.lock = asyncio.Lock()
+        self.refreshed_at = -math.inf
+
+    def detach(self) -> None:
+        self.reader = self.loop = None
+        self.snapshot = UsageSnapshot()
+
+    async def refresh(self) -> None:
+        """Read the figures unless they are younger than the refresh interval."""
+        async with self.lock:
+            settings = self.settings
+            assert self.reader is not None
+            assert settings is not None
+            if time.monotonic() - self.refreshed_at < settings.usage_gauge_refresh_s:
+                return
+            rows = await self.reader.usage_gauges(
+                settings.usage_gauge_min_ratio, settings.usage_gauge_max_series
+            )
+            scenarios = await self.reader.scenario_gauges(
+                [row["organization_id"] for row in rows],
+                [row["period_start"] for row in rows],
+                SCENARIOS_PER_ORGANIZATION,
+            )
+            self.snapshot = UsageSnapshot(rows, scenarios)
+            self.refreshed_at = time.monotonic()
+            REFRESHES.inc()
+
+    def _refresh_from_thread(self) -> None:
+        loop, settings = self.loop, self.settings
+        if loop is None or settings is None or loop.is_closed():
+            return
+        future = asyncio.run_coroutine_threadsafe(self.refresh(), loop)
+        try:
+            future.result(timeout=settings.usage_gauge_timeout_s)
+        except Exception:  # a timeout or a database error: the last figures stay
+            future.cancel()
+            REFRESH_ERRORS.inc()
+            log.exception("usage gauges: refresh failed; serving the previous figures")
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families(UsageSnapshot())
+
+    def collect(self) -> Iterator[Metric]:
+        self._refresh_from_thread()
+        yield from self._families(self.snapshot)
+
+    @staticmethod
+    def _families(snapshot: UsageSnapshot) -> Iterator[Metric]:
+        used = GaugeMetricFamily(
+            "credits_used", "Credits used in the current period", labels=["organization"]
         )
+        total = GaugeMetricFamily(
+            "credits_total",
+            "Plan plus extra credits of the current period",
+            labels=["organization"],
+        )
+        ratio = GaugeMetricFamily(
+            "credits_used_ratio",
+            "Credits used / total in the current period",
+            labels=["organization"],
+        )
+        scenario = GaugeMetricFamily(
+            "credits_scenario_used",
+            "Credits used this period by the most used scenarios of the organizations with"
+            " usage gauges",
+            labels=["organization", "scenario"],
+        )
+        for row in snapshot.organizations:
+            org, figure, limit = row["organization_id"], row["credits_used"], row["total"]
+            # Prometheus samples are floats; the exact figures are in the REST API.
+            used.add_metric([org], float(figure))
+            total.add_metric([org], float(limit))
+            ratio.add_metric([org], float(billing.used_ratio(figure, limit)))
+        for row in snapshot.scenarios:
+            scenario.add_metric(
+                [row["organization_id"], row["scenario_id"]], float(row["credits_used"])
+            )
+        yield from (used, total, ratio, scenario)
 
 
-def metrics_text() -> str:
-    return generate_latest(REGISTRY).decode()
+USAGE = UsageGauges()
+REGISTRY.register(USAGE)

@@ -191,10 +191,16 @@ class RunLog(Model):
     run_id: str
     detail: Literal["simple", "advanced"]
     entries: list[LogEntry]
+    next_cursor: str | None = None
+    """Where the next page of entries starts; absent on the last page."""
 
 
 class Problem(Model):
-    """An error: what went wrong, and for bad input which field and why."""
+    """An error: what went wrong, and for bad input which field and why (RFC 9457 members
+    `type`, `title` and `status` on authentication, rate and size refusals)."""
 
+    type: str | None = None
+    title: str | None = None
+    status: int | None = None
     detail: str
     field: str | None = None

@@ -5,7 +5,7 @@ The usage gauges of /metrics read the same read models through the same Reader.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import asyncpg
 
@@ -98,9 +98,11 @@ FROM run_modules WHERE organization_id = $1 AND run_id = $2 ORDER BY module_id
 
 RUN_LOG = """
 SELECT module_id, app, action, status, credits, started_at, finished_at, operations,
-       event_source, event_id
-FROM module_executions WHERE organization_id = $1 AND run_id = $2
+       event_source, event_id, event_position
+FROM module_executions
+WHERE organization_id = $1 AND run_id = $2 AND (started_at, event_position) > ($3, $4)
 ORDER BY started_at, event_position
+LIMIT $5
 """
 
 
@@ -181,8 +183,12 @@ class Reader:
     async def run_modules(self, organization: str, run: str) -> list[asyncpg.Record]:
         return await self.pool.fetch(RUN_MODULES, organization, run)
 
-    async def run_log(self, organization: str, run: str) -> list[asyncpg.Record]:
-        return await self.pool.fetch(RUN_LOG, organization, run)
+    async def run_log(
+        self, organization: str, run: str, after: tuple[datetime, int] | None, limit: int
+    ) -> list[asyncpg.Record]:
+        """Up to `limit` executions of the run in order, after the (started_at, position) given."""
+        when, position = after if after else (datetime.min.replace(tzinfo=UTC), 0)
+        return await self.pool.fetch(RUN_LOG, organization, run, when, position, limit)
 
     async def usage_gauges(self, min_ratio: float, max_series: int) -> list[asyncpg.Record]:
         """Running periods at least `min_ratio` used, the most used first, at most `max_series`."""

@@ -59,7 +59,8 @@ async def test_an_organization_past_90_percent_raises_the_alert(
     servers: Endpoints, pipeline: Pipeline, prometheus: tuple[str, Path]
 ) -> None:
     url, config = prometheus
-    server = start_prometheus(url, config, pipeline.api.base_url.removeprefix("http://"))
+    api_metrics = pipeline.api.metrics_url.removeprefix("http://").removesuffix("/metrics")
+    server = start_prometheus(url, config, api_metrics)
     try:
         now = datetime.now(UTC).replace(microsecond=0)
         async with Emitter(servers.kafka_bootstrap, pipeline.topic, "test") as emitter:

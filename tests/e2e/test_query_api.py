@@ -24,6 +24,7 @@ ORG, OTHER = "org-a", "org-b"
 @dataclass
 class World:
     api: str
+    metrics: str
     now: datetime
     period_start: datetime
     period_end: datetime
@@ -159,6 +160,7 @@ async def world(servers: Endpoints, pipeline: Pipeline) -> World:
     now = datetime.now(UTC).replace(microsecond=0)
     w = World(
         api="",
+        metrics=pipeline.api.metrics_url,
         now=now,
         period_start=now - timedelta(days=10),
         period_end=now + timedelta(days=20),
@@ -269,6 +271,32 @@ async def test_run_history_newest_first_and_one_run_in_detail(world: World) -> N
     assert missing.status_code == 404
 
 
+async def test_a_run_log_comes_in_bounded_pages_that_add_up_to_the_whole_log(
+    world: World,
+) -> None:
+    run = max(world.run_executions, key=lambda r: world.run_executions[r])
+    path = f"/v1/organizations/{ORG}/runs/{run}/log?detail=advanced"
+    async with client(world) as api:
+        whole = (await api.get(path)).json()
+        pages, cursor = [], None
+        while True:
+            query = f"&limit=2&cursor={cursor}" if cursor else "&limit=2"
+            page = (await api.get(path + query)).json()
+            pages.append(page["entries"])
+            cursor = page.get("next_cursor")
+            if cursor is None:
+                break
+        too_many = await api.get(path + "&limit=1001")
+        forged = await api.get(path + "&cursor=WyIyMDI2LTAxLTAxIiwgIngiXQ")
+
+    assert world.run_executions[run] > 2
+    assert all(len(p) <= 2 for p in pages)
+    assert [e for p in pages for e in p] == whole["entries"]
+    assert "next_cursor" not in whole
+    assert too_many.status_code == 422
+    assert forged.status_code == 422
+
+
 PATHS = [
     "/usage",
     "/usage/daily",
@@ -298,8 +326,9 @@ async def test_metrics_label_routes_by_template_and_gauge_usage(world: World) ->
     async with client(world) as api:
         await api.get(f"/v1/organizations/{ORG}/runs/run-03")
         await api.get(f"/v1/organizations/{ORG}/runs/run-04")
-        text = (await api.get("/metrics")).text
+        text = (await api.get(world.metrics)).text
         ready = await api.get("/readyz")
+        public = await api.get("/metrics")
 
     lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
     route = 'route="/v1/organizations/{organization_id}/runs/{run_id}"'
@@ -312,3 +341,4 @@ async def test_metrics_label_routes_by_template_and_gauge_usage(world: World) ->
     scenario = float(lines[f'credits_scenario_used{{organization="{ORG}",scenario="scn-1"}}'])
     assert abs(scenario - float(world.scenarios["scn-1"])) < 1e-6
     assert ready.status_code == 200
+    assert public.status_code == 404, "metrics on the public API port (REVIEW C1)"

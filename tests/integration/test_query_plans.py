@@ -26,7 +26,7 @@ CASES: dict[str, tuple[str, tuple[Any, ...]]] = {
     "scenario modules": (queries.SCENARIO_MODULES, ("org-1", START, "scn-1")),
     "run": (queries.RUN, ("org-1", "run-1")),
     "run modules": (queries.RUN_MODULES, ("org-1", "run-1")),
-    "run log": (queries.RUN_LOG, ("org-1", "run-1")),
+    "run log": (queries.RUN_LOG, ("org-1", "run-1", NOW, 7, 1001)),
 }
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from deploy.stack.processes import free_port
+from deploy.stack.processes import free_port, port_answers
 from deploy.stack.services import ServiceProcess
 
 
@@ -62,14 +63,36 @@ class IngestProcess(ServiceProcess):
 
 
 class ApiProcess(ServiceProcess):
-    """`metering api run` against one database; its /metrics is on the API port."""
+    """`metering api run` against one database; its /metrics is on an operations port."""
 
-    def __init__(self, database_url: str, log_dir: Path, jwt_secret: str) -> None:
-        port = free_port()
-        env = {
+    def __init__(
+        self,
+        database_url: str,
+        log_dir: Path,
+        jwt_secret: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.port = free_port()
+        settings = {
             "METERING_DATABASE_URL": database_url,
             "METERING_API_JWT_SECRET": jwt_secret,
             "METERING_API_USAGE_GAUGE_MIN_RATIO": "0.05",
+            "METERING_API_USAGE_GAUGE_REFRESH_S": "0",
+            "METERING_API_RATE_LIMIT": "100000/second",
+            "METERING_API_METRICS_PORT": str(free_port()),
+            **(env or {}),
         }
-        super().__init__(["api", "run", "--port", str(port)], env, port, log_dir)
-        self.base_url = f"http://127.0.0.1:{port}"
+        metrics_port = int(settings["METERING_API_METRICS_PORT"])
+        super().__init__(["api", "run", "--port", str(self.port)], settings, metrics_port, log_dir)
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.metrics_host = settings.get("METERING_API_METRICS_HOST", "127.0.0.1")
+        self.metrics_url = f"http://{self.metrics_host}:{metrics_port}/metrics"
+
+    def start(self) -> None:
+        """Start, and wait until the API port answers too (it opens after the metrics port)."""
+        super().start()
+        deadline = time.monotonic() + 30
+        while not port_answers(self.port):
+            if not self.alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the API did not start: {self.log()}")
+            time.sleep(0.05)

@@ -7,6 +7,7 @@ for the points a schema cannot see.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,28 @@ def test_prometheus_scrapes_services_that_compose_defines() -> None:
     for job in config["scrape_configs"]:
         for target in job["static_configs"][0]["targets"]:
             assert target.split(":")[0] in services
+
+
+def test_the_api_takes_its_token_settings_from_the_environment_and_commits_no_secret() -> None:
+    api = compose()["services"]["query-api"]
+    environment = api["environment"]
+    for name in ("METERING_API_JWT_SECRET", "METERING_API_JWT_JWKS_URL"):
+        assert str(environment[name]).startswith("${" + name), f"{name} is not from .env"
+    assert ":?" in environment["METERING_API_JWT_SECRET"], "compose must refuse an empty secret"
+    example = (ROOT / ".env.example").read_text()
+    referenced = set(re.findall(r"\$\{([A-Z_]+)", COMPOSE.read_text()))
+    documented = set(re.findall(r"^([A-Z_]+)=", example, re.MULTILINE))
+    assert referenced <= documented, f"not in .env.example: {referenced - documented}"
+    assert re.search(r"^METERING_API_JWT_SECRET=$", example, re.MULTILINE), "a committed secret"
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_api_metrics_are_scraped_on_the_operations_port_which_is_not_published() -> None:
+    api = compose()["services"]["query-api"]
+    port = str(api["environment"]["METERING_API_METRICS_PORT"])
+    assert all(not str(p).startswith(port) for p in api.get("ports", []))
+    config: dict[str, Any] = YAML(typ="safe").load(
+        (ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text()
+    )
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "query-api")
+    assert job["static_configs"][0]["targets"] == [f"query-api:{port}"]

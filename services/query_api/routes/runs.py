@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from services.query_api import cursors
 from services.query_api.deps import CursorQuery, IdPath, OrganizationId, ReadModels
-from services.query_api.errors import NOT_FOUND
+from services.query_api.errors import NOT_FOUND, bad_input
 from services.query_api.models import (
     LogEntry,
     ModuleUsage,
@@ -24,6 +24,13 @@ SORT_KEY = "sort_time"
 
 SIMPLE_LOG = ("module_id", "app", "action", "status", "credits", "started_at")
 """The fields of a log entry at `detail=simple`; `advanced` gives them all."""
+LOG_FIELDS = (*SIMPLE_LOG, "finished_at", "operations", "event_source", "event_id")
+
+
+def _position(value: str) -> int:
+    if not value.isdigit():
+        raise bad_input("cursor", "not a cursor this API gave out")
+    return int(value)
 
 
 def router(settings: ApiSettings) -> APIRouter:
@@ -70,16 +77,30 @@ def router(settings: ApiSettings) -> APIRouter:
         read_models: ReadModels,
         run_id: IdPath,
         detail: Literal["simple", "advanced"] = "simple",
+        cursor: CursorQuery = None,
+        limit: Annotated[
+            int, Query(ge=1, le=settings.max_log_page_size)
+        ] = settings.max_log_page_size,
     ) -> RunLog:
-        """The run's module executions in order; `advanced` adds operations, times and ids."""
-        rows = await read_models.run_log(organization_id, run_id)
-        if not rows and await read_models.run(organization_id, run_id) is None:
+        """The run's module executions in order, a page at a time (`next_cursor`);
+        `advanced` adds operations, times and ids."""
+        after = cursors.decode(cursor, lambda value: datetime.fromisoformat(str(value)))
+        start = (after[0], _position(after[1])) if after else None
+        rows = await read_models.run_log(organization_id, run_id, start, limit + 1)
+        if not rows and after is None and await read_models.run(organization_id, run_id) is None:
             raise HTTPException(404, detail=f"no run {run_id!r} in this organization")
-        entries = [
-            LogEntry(**(dict(r) if detail == "advanced" else {k: r[k] for k in SIMPLE_LOG}))
-            for r in rows
-        ]
-        return RunLog(run_id=run_id, detail=detail, entries=entries)
+        fields = LOG_FIELDS if detail == "advanced" else SIMPLE_LOG
+        entries = [LogEntry(**{k: r[k] for k in fields}) for r in rows[:limit]]
+        return RunLog(
+            run_id=run_id,
+            detail=detail,
+            entries=entries,
+            next_cursor=cursors.next_cursor(
+                rows,
+                limit,
+                lambda last: [last["started_at"].isoformat(), str(last["event_position"])],
+            ),
+        )
 
     return router
 
