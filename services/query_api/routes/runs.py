@@ -89,20 +89,24 @@ def router(settings: ApiSettings) -> APIRouter:
         rows = await read_models.run_log(organization_id, run_id, start, limit + 1)
         if not rows and after is None and await read_models.run(organization_id, run_id) is None:
             raise HTTPException(404, detail=f"no run {run_id!r} in this organization")
-        fields = LOG_FIELDS if detail == "advanced" else SIMPLE_LOG
-        entries = [LogEntry(**{k: r[k] for k in fields}) for r in rows[:limit]]
-        return RunLog(
-            run_id=run_id,
-            detail=detail,
-            entries=entries,
-            next_cursor=cursors.next_cursor(
-                rows,
-                limit,
-                lambda last: [last["started_at"].isoformat(), str(last["event_position"])],
-            ),
-        )
+        return log_page(run_id, detail, rows, limit)
 
     return router
+
+
+def log_page(
+    run_id: str, detail: Literal["simple", "advanced"], rows: list[asyncpg.Record], limit: int
+) -> RunLog:
+    """A page of a run's log from Reader.run_log's rows (fetched `limit + 1`)."""
+    fields = LOG_FIELDS if detail == "advanced" else SIMPLE_LOG
+    return RunLog(
+        run_id=run_id,
+        detail=detail,
+        entries=[LogEntry(**{k: r[k] for k in fields}) for r in rows[:limit]],
+        next_cursor=cursors.next_cursor(
+            rows, limit, lambda last: [last["started_at"].isoformat(), str(last["event_position"])]
+        ),
+    )
 
 
 def run_summary(row: asyncpg.Record) -> RunSummary:
