@@ -114,15 +114,20 @@ class Sender:
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap, acks="all", linger_ms=5, request_timeout_ms=5000
         )
+        futures: list[asyncio.Future[object]] = []
         try:
             await asyncio.wait_for(producer.start(), 10)
-            futures = [
-                await producer.send(self.topic, r.value, key=r.key, headers=r.headers)
-                for r in chunk
-            ]
+            for r in chunk:
+                futures.append(
+                    await producer.send(self.topic, r.value, key=r.key, headers=r.headers)
+                )
             await asyncio.wait_for(asyncio.gather(*futures), 30)
             return True
         except (KafkaError, TimeoutError, OSError):
+            # The whole chunk is sent again; what the broker did take is a duplicate.
+            for future in futures:
+                future.cancel()
+            await asyncio.gather(*futures, return_exceptions=True)
             return False
         finally:
             with contextlib.suppress(KafkaError, TimeoutError, OSError):
