@@ -18,13 +18,14 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import psycopg
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.stack.local import DATABASE_URL_ENV, KAFKA_BOOTSTRAP_ENV, Endpoints, LocalStack
 from services.infra import database
 from services.infra.migrations.runner import migrate
 from services.ingest.recorder import prepare_connection as prepare_recorder
 from services.projector.projection import prepare_connection
+from tests.support.topics import create_topic
 
 TEMPLATE_DATABASE = "metering_test_template"
 
@@ -144,19 +145,10 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 async def new_topic(servers: Endpoints) -> AsyncIterator[str]:
     """A topic of this test's own (4 partitions, LogAppendTime), deleted afterwards."""
     name = f"test.{uuid.uuid4().hex[:12]}"
+    await create_topic(servers.kafka_bootstrap, name)
     admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap)
     await admin.start()
     try:
-        await admin.create_topics(
-            [
-                NewTopic(
-                    name,
-                    num_partitions=4,
-                    replication_factor=1,
-                    topic_configs={"message.timestamp.type": "LogAppendTime"},
-                )
-            ]
-        )
         yield name
         await admin.delete_topics([name])
     finally:

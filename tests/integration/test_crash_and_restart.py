@@ -26,16 +26,16 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from deploy.stack.postgres import PostgresServer
 from schemas import TypedEvent
-from tests.support.events import module_execution, random_credits
+from tests.support.events import bulk_executions
 from tests.support.fuzz import Record, good
 from tests.support.generated_history import build_history, expected, read_models, stored
 from tests.support.processes import IngestProcess, ProjectorProcess
 from tests.support.servers import OwnKafka, own_kafka, own_postgres
+from tests.support.topics import create_topic
 
 EVENTS = int(os.environ.get("METERING_CRASH_EVENTS", "200000"))
 KILLS = int(os.environ.get("METERING_CRASH_KILLS", "20"))
@@ -60,37 +60,9 @@ def load(rng: random.Random) -> list[TypedEvent]:
     """A generated history without conflicting copies, then bulk executions, shuffled."""
     history = build_history(rng, lambda low, high: high)
     events = [e for i, e in enumerate(history.events) if i not in history.conflicts]
-    events += [
-        module_execution(
-            f"bulk-{i % 20}",
-            i,
-            random_credits(rng),
-            source="crash-bulk",
-            scenario=f"scn-{(i // 40) % 5}",
-            run=f"run-{i // 40}",
-        )
-        for i in range(EVENTS - len(events))
-    ]
+    events += bulk_executions(rng, EVENTS - len(events), "crash-bulk")
     rng.shuffle(events)
     return events
-
-
-async def create_topic(bootstrap: str, name: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [
-                NewTopic(
-                    name,
-                    num_partitions=4,
-                    replication_factor=1,
-                    topic_configs={"message.timestamp.type": "LogAppendTime"},
-                )
-            ]
-        )
-    finally:
-        await admin.close()
 
 
 class Sender:

@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from deploy.stack.local import Endpoints
 from schemas import TypedEvent
-from tests.support.events import module_execution, random_credits
+from tests.support.events import bulk_executions
 from tests.support.fuzz import MUTATIONS, Mutator, Record, good
 from tests.support.generated_history import build_history, expected, read_models, stored
 from tests.support.processes import IngestProcess, ProjectorProcess
@@ -57,17 +57,7 @@ def stream(rng: random.Random, now: datetime) -> Stream:
     """Good records in order, bad ones placed at random (conflicts after their originals)."""
     history = build_history(rng, lambda low, high: high)
     events = history.arrival(rng)
-    events += [
-        module_execution(
-            f"bulk-{i % 20}",
-            i,
-            random_credits(rng),
-            source="fuzz-bulk",
-            scenario=f"scn-{(i // 40) % 5}",
-            run=f"run-{i // 40}",
-        )
-        for i in range(BULK_EVENTS)
-    ]
+    events += bulk_executions(rng, BULK_EVENTS, "fuzz-bulk")
     records: list[Record] = []
     first: dict[tuple[str, str], TypedEvent] = {}
     originals: list[int] = []

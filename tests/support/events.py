@@ -48,3 +48,18 @@ def with_other_credits(event: TypedEvent) -> TypedEvent:
     """The same id and source, a different payload: a conflict."""
     data = event.data.model_copy(update={"credits": event.data.credits + 1})  # type: ignore[attr-defined]
     return build_event(event.type, data, source=event.source, event_id=event.id, time=event.time)
+
+
+def bulk_executions(rng: random.Random, count: int, source: str) -> list[TypedEvent]:
+    """`count` module executions over 20 organizations, 5 scenarios and runs of 40."""
+    return [
+        module_execution(
+            f"bulk-{i % 20}",
+            i,
+            random_credits(rng),
+            source=source,
+            scenario=f"scn-{(i // 40) % 5}",
+            run=f"run-{i // 40}",
+        )
+        for i in range(count)
+    ]
