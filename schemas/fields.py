@@ -56,7 +56,9 @@ def _signed_credits(value: Any) -> Decimal:
     return Decimal(_string_matching(value, _SIGNED_CREDITS, "credits"))
 
 
-def _timestamp(value: Any) -> datetime:
+def timestamp_in_utc(value: Any) -> datetime:
+    """A contract timestamp (a string, or an aware datetime from Python code) in UTC;
+    ValueError if the contract refuses it."""
     if isinstance(value, datetime):
         if value.utcoffset() is None:
             raise ValueError("time must be timezone-aware")
@@ -95,7 +97,7 @@ Credits = Annotated[Decimal, BeforeValidator(_credits)]
 SignedCredits = Annotated[Decimal, BeforeValidator(_signed_credits)]
 """An exact amount of credits that may be negative (corrections)."""
 
-Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
+Timestamp = Annotated[datetime, BeforeValidator(timestamp_in_utc)]
 """An RFC 3339 time with seconds and an offset (years 2000 to 2099), e.g.
 2026-11-24T09:30:00.250+01:00; held in UTC, so one instant has one form."""
 
