@@ -33,6 +33,15 @@ class DeadLetters(Protocol):
 
 
 @dataclass(frozen=True)
+class DecodedBatch:
+    """A batch decoded, not yet stored."""
+
+    records: Sequence[RawRecord]
+    events: list[NewEvent]
+    rejections: list[Rejection]
+
+
+@dataclass(frozen=True)
 class BatchReport:
     received: int
     result: AppendResult
@@ -58,6 +67,10 @@ class Ingestor:
 
     async def ingest(self, records: Sequence[RawRecord]) -> BatchReport:
         """Make the batch durable; returns only when it is, retrying while servers are away."""
+        return await self.store(self.decode_batch(records))
+
+    def decode_batch(self, records: Sequence[RawRecord]) -> DecodedBatch:
+        """The CPU half of a batch, done while the previous batch is being written."""
         now = self._clock()
         events: list[NewEvent] = []
         rejections: list[Rejection] = []
@@ -67,7 +80,11 @@ class Ingestor:
                 events.append(outcome)
             else:
                 rejections.append(outcome)
+        return DecodedBatch(records, events, rejections)
 
+    async def store(self, batch: DecodedBatch) -> BatchReport:
+        """The I/O half: events, conflicts and rejections durable, refusals dead-lettered."""
+        records, events, rejections = batch.records, batch.events, list(batch.rejections)
         started = time.perf_counter()
         try:
             result = await self._append(events, rejections)

@@ -19,7 +19,8 @@ def build_app(
 ) -> FastStream:
     service = IngestService(connection or ConnectionSettings(), settings or IngestSettings())
     app = FastStream(service.broker, logger=log)
-    app.on_startup(service.start)
+    app.after_startup(service.start)  # the DLQ producer (the broker) is up first
+    app.on_shutdown(service.stop_consuming)  # before the broker closes
     app.after_shutdown(service.stop)
     return app
 

@@ -1,0 +1,101 @@
+"""The pipelined ingest loop, in-process, between a real broker and a real database.
+
+A write that fails (a bug, not a server going away) must not let the batch
+decoded behind it commit offsets past it: both are read again, nothing is lost,
+nothing is stored twice, and the committed offsets end at the end of the topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Sequence
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+
+from deploy.stack.local import Endpoints
+from services.emitter import Emitter
+from services.infra.database import create_pool
+from services.ingest.decoding import Limits
+from services.ingest.ingestor import BatchReport, DecodedBatch, Ingestor
+from services.ingest.pipeline import IngestPipeline
+from services.ingest.recorder import prepare_connection
+from services.ingest.records import Rejection
+from tests.support.events import module_execution, random_credits
+from tests.support.waiting import eventually
+
+
+class NoDeadLetters:
+    transient: tuple[type[BaseException], ...] = (OSError,)
+
+    async def send(self, rejections: Sequence[Rejection]) -> None:
+        raise AssertionError(f"nothing here is refused: {rejections[:1]}")
+
+
+class FailingOnce(Ingestor):
+    """The real ingestor, whose `fail_at`-th write raises once, as a bug would."""
+
+    def __init__(self, pool: asyncpg.Pool, fail_at: int) -> None:
+        super().__init__(pool, NoDeadLetters(), Limits())
+        self.writes = 0
+        self.fail_at = fail_at
+        self.failed_batch: DecodedBatch | None = None
+
+    async def store(self, batch: DecodedBatch) -> BatchReport:
+        self.writes += 1
+        if self.writes == self.fail_at:
+            self.failed_batch = batch
+            raise RuntimeError("a bug in the write path")
+        return await super().store(batch)
+
+
+async def test_a_failed_write_is_read_again_and_nothing_commits_past_it(
+    servers: Endpoints, database_url: str, new_topic: str, db: asyncpg.Connection
+) -> None:
+    rng = random.Random(5)
+    events = [module_execution(f"org-{i % 7}", i, random_credits(rng)) for i in range(6_000)]
+    async with Emitter(servers.kafka_bootstrap, new_topic, "runner-test") as emitter:
+        await emitter.send_many(events)
+    group = f"pipeline-{uuid.uuid4().hex[:8]}"
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=servers.kafka_bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=64 * 1024,  # small batches: many writes, one fails
+    )
+    pool = await create_pool(database_url, init=prepare_connection)
+    ingestor = FailingOnce(pool, fail_at=3)
+    pipeline = IngestPipeline(consumer, ingestor, 500, 100, pause_after_failure_s=0.2)
+    consumer.subscribe([new_topic], listener=pipeline)
+    await consumer.start()
+    running = asyncio.create_task(pipeline.run())
+    try:
+
+        async def all_stored() -> bool:
+            return int(await db.fetchval("SELECT count(*) FROM events")) == len(events)
+
+        await eventually(all_stored, timeout_s=120)
+        partitions = consumer.assignment()
+        ends = await consumer.end_offsets(list(partitions))
+
+        async def committed_at_the_end() -> bool:
+            return all([await consumer.committed(tp) == ends[tp] for tp in partitions])
+
+        await eventually(committed_at_the_end, timeout_s=30)
+    finally:
+        pipeline.stop()
+        await running
+        await consumer.stop()
+        await pool.close()
+
+    assert ingestor.failed_batch is not None, "no write failed: nothing was tested"
+    failed = {(r.origin.partition, r.origin.offset) for r in ingestor.failed_batch.records}
+    assert failed, "the failed batch was empty"
+    rows = await db.fetch("SELECT kafka_partition, kafka_offset FROM events")
+    stored = {(r["kafka_partition"], r["kafka_offset"]) for r in rows}
+    assert failed <= stored, "the failed batch was not read again"
+    assert len(rows) == len(stored) == len(events)
+    assert await db.fetchval("SELECT count(*) FROM rejected_events") == 0
