@@ -13,11 +13,19 @@ inserted and visible only when its transaction commits. With several writers,
 position 12 can become visible after position 13, so "everything after the
 highest position seen" would skip 12 for good. Readers therefore go in
 (transaction id, position) order and only up to the oldest transaction still
-running, `pg_snapshot_xmin(pg_current_snapshot())`: every transaction below it
-has finished, so nothing can appear below that mark later. This is the approach
-of Marten and of eventsourcing's PostgreSQL recorder. The cost: a long-running
-transaction anywhere in the cluster (transaction ids are cluster-wide) holds the
-mark back, so projections lag; they never skip.
+running (`HIGH_WATER`): every transaction below it has finished, so nothing can
+appear below that mark later. This is the approach of Marten and of
+eventsourcing's PostgreSQL recorder, which take the snapshot's xmin.
+
+Transaction ids are cluster-wide, so the snapshot's xmin is held back by a long
+transaction in any database of the cluster, although only this database's can
+add events. The mark therefore skips the running transactions that are known to
+belong to another database (their backend is in `pg_stat_activity` with another
+`datname`, or they are prepared there). A transaction it cannot place (one that
+ended between the snapshot and the activity read, or whose backend the role may
+not see: grant `pg_read_all_stats`) still holds the mark: projections may lag,
+they never skip. What remains that holds it: this database's own long
+transactions, and subtransaction ids of another database's.
 """
 
 from __future__ import annotations
@@ -58,13 +66,24 @@ class Lag:
 
 NOTIFY_APPENDED = "SELECT pg_notify($1, '')"
 
-COPY_NEXT_BATCH = """
+HIGH_WATER = """(
+    SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_snapshot()))
+    FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+    WHERE (x::text::bigint % 4294967296)::text::xid NOT IN (
+        SELECT backend_xid FROM pg_stat_activity
+        WHERE backend_xid IS NOT NULL AND datname <> current_database()
+        UNION ALL
+        SELECT transaction FROM pg_prepared_xacts WHERE database <> current_database()))"""
+"""The oldest running transaction that may add events here (its xid8, or the snapshot's
+xmax when none runs): every event below it is committed or never will be."""
+
+COPY_NEXT_BATCH = f"""
 INSERT INTO projector_batch
 SELECT position, transaction_id::text::bigint, source, id, type, organization_id, time, data,
        recorded_at
 FROM events
 WHERE (transaction_id, position) > ($1::text::xid8, $2)
-  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+  AND transaction_id < {HIGH_WATER}
 ORDER BY events.transaction_id, events.position  -- qualified: the index order, not the output cast
 LIMIT $3
 """
@@ -98,7 +117,7 @@ FROM projection_checkpoints c WHERE c.projection = $1
 # store, and in the projector's own order (REVIEW E1, E2): with several
 # writers, the checkpoint's position can be below the highest position while
 # nothing waits.
-STALLED_FOR = """
+STALLED_FOR = f"""
 SELECT extract(epoch FROM now() - coalesce(c.updated_at, (
            SELECT e.recorded_at FROM events e
            ORDER BY e.transaction_id, e.position LIMIT 1)))::float8
@@ -108,7 +127,7 @@ WHERE EXISTS (
     SELECT 1 FROM events e
     WHERE (e.transaction_id, e.position)
           > (coalesce(c.transaction_id, '0'::xid8), coalesce(c.position, 0))
-      AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot()))
+      AND e.transaction_id < {HIGH_WATER})
 """
 
 CAUGHT_UP = """
