@@ -2,7 +2,8 @@
 
 Each benchmark is a module `bench/NAME.py` with a `main() -> dict[str, float]`
 that starts what it needs and prints its figures; the figures are written to
-bench/results/NAME.json.
+bench/results/NAME.json, and the README's table is generated again from them
+(`python -m bench --table` does only that).
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import pkgutil
 import sys
 from pathlib import Path
 
+from bench import _table
+
 RESULTS = Path(__file__).resolve().parent / "results"
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def available() -> list[str]:
@@ -33,6 +37,8 @@ def run(name: str) -> None:
 
 
 def main(argv: list[str]) -> int:
+    if argv == ["--table"]:
+        return 0 if _table.update(README, RESULTS) else 1
     names = argv or available()
     unknown = sorted(set(names) - set(available()))
     if unknown:
@@ -42,6 +48,7 @@ def main(argv: list[str]) -> int:
         print("no benchmarks yet")
     for name in names:
         run(name)
+        _table.update(README, RESULTS)
     return 0
 
 
