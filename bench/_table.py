@@ -29,6 +29,9 @@ class Headline:
 HEADLINES = (
     Headline("ingest", "events_per_s", "ingest, events/s (Kafka → store)", "≥ 100,000 (1M)"),
     Headline("ingest", "peak_rss_mb", "ingest, peak RSS MB", "< 300"),
+    Headline(
+        "ingest", "events_per_s_2_processes", "ingest, 2 processes, events/s", "≥ 100,000 (1M)"
+    ),
     Headline("peers", "ratio_ingest", "ingest ÷ plain COPY consumer, same backlog", "≥ 2"),
     Headline("rebuild", "events_per_s", "rebuild, events/s", "≥ 200,000 (10M)"),
     Headline("freshness", "p99_s", "freshness p99 from event time, s (10k/s)", "< 1"),

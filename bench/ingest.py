@@ -1,5 +1,8 @@
 """Ingest throughput: 1M events already in Kafka -> event store, by the real service.
 
+With BENCH_INGEST_PROCESSES (default 2), the same backlog is ingested again by
+that many processes in one group, each on its own partitions.
+
 Also measures the two halves of the hot path on their own, in this process:
 decoding (bytes -> validated event) and appending (COPY + insert + commit),
 so a shortfall can be put where it belongs.
@@ -32,6 +35,8 @@ from services.ingest.recorder import append, prepare_connection
 from services.ingest.records import NewEvent, RawRecord, RecordOrigin
 
 EVENTS = int(os.environ.get("BENCH_INGEST_EVENTS", "1000000"))
+PROCESSES = int(os.environ.get("BENCH_INGEST_PROCESSES", "2"))
+"""After one process, the same backlog again with this many (1: skip)."""
 ORGANIZATIONS = 1000
 HEADERS = [("content-type", b"application/cloudevents+json")]
 console = Console()
@@ -104,52 +109,62 @@ def accepted(metrics_port: int) -> float:
     )
 
 
-def run_service(database: str, bootstrap: str, topic: str) -> dict[str, float]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "METERING_DATABASE_URL": database,
-        "METERING_KAFKA_BOOTSTRAP": bootstrap,
-        "METERING_EVENTS_TOPIC": topic,
-        "METERING_DLQ_TOPIC": f"{topic}.dlq",
-        "METERING_INGEST_GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
-        "METERING_INGEST_METRICS_PORT": str(port),
-    }
-    log = Path(tempfile.mkdtemp()) / "ingest.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "ingest", "run"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+def run_service(database: str, bootstrap: str, topic: str, processes: int = 1) -> dict[str, float]:
+    """`processes` ingest processes in one consumer group, each on its own partitions."""
+    group = f"bench-{uuid.uuid4().hex[:8]}"
+    ports = [free_port() for _ in range(processes)]
+    logs = Path(tempfile.mkdtemp())
+    running: list[subprocess.Popen[bytes]] = []
+    for n, port in enumerate(ports):
+        env = {
+            **os.environ,
+            "METERING_DATABASE_URL": database,
+            "METERING_KAFKA_BOOTSTRAP": bootstrap,
+            "METERING_EVENTS_TOPIC": topic,
+            "METERING_DLQ_TOPIC": f"{topic}.dlq",
+            "METERING_INGEST_GROUP_ID": group,
+            "METERING_INGEST_METRICS_PORT": str(port),
+        }
+        with (logs / f"ingest-{n}.log").open("wb") as out:
+            running.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "services.cli", "ingest", "run"],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            )
     try:
-        while not port_answers(port):
+        while not all(port_answers(port) for port in ports):
             time.sleep(0.05)
         started = time.perf_counter()
         rss_at_tenth = rss_at_half = 0.0
         done = 0.0
         while done < EVENTS:
             time.sleep(0.25)
-            done = accepted(port)
+            done = sum(accepted(port) for port in ports)
             if not rss_at_tenth and done >= EVENTS / 10:
-                rss_at_tenth = rss_mb(process.pid, "VmRSS")
+                rss_at_tenth = max(rss_mb(p.pid, "VmRSS") for p in running)
             if not rss_at_half and done >= EVENTS / 2:
-                rss_at_half = rss_mb(process.pid, "VmRSS")
-            if process.poll() is not None:
-                raise RuntimeError(f"ingest exited: {log.read_text()[-2000:]}")
+                rss_at_half = max(rss_mb(p.pid, "VmRSS") for p in running)
+            for n, process in enumerate(running):
+                if process.poll() is not None:
+                    log = (logs / f"ingest-{n}.log").read_text()
+                    raise RuntimeError(f"ingest exited: {log[-2000:]}")
         elapsed = time.perf_counter() - started
         return {
             "events_per_s": round(EVENTS / elapsed),
             "seconds": round(elapsed, 2),
-            "peak_rss_mb": round(rss_mb(process.pid, "VmHWM"), 1),
+            "peak_rss_mb": round(max(rss_mb(p.pid, "VmHWM") for p in running), 1),
             "rss_mb_at_10_percent": round(rss_at_tenth, 1),
             "rss_mb_at_50_percent": round(rss_at_half, 1),
-            "rss_mb_at_end": round(rss_mb(process.pid, "VmRSS"), 1),
+            "rss_mb_at_end": round(max(rss_mb(p.pid, "VmRSS") for p in running), 1),
         }
     finally:
-        process.terminate()
-        process.wait(30)
+        for process in running:
+            process.terminate()
+        for process in running:
+            process.wait(30)
 
 
 def decode_rate(n: int = 100_000) -> tuple[float, list[NewEvent]]:
@@ -190,7 +205,7 @@ def main() -> dict[str, float]:
     console.print(
         f"  append alone (COPY + insert + commit, 5000/batch): {append_per_s:,.0f} events/s"
     )
-    console.print("ingesting with `metering ingest run` ...")
+    console.print("ingesting with one `metering ingest run` ...")
     figures = run_service(database, endpoints.kafka_bootstrap, topic)
     console.print(
         f"  [bold]{figures['events_per_s']:,} events/s[/bold] "
@@ -198,8 +213,19 @@ def main() -> dict[str, float]:
         f"peak RSS {figures['peak_rss_mb']} MB (RSS {figures['rss_mb_at_10_percent']} MB at 10 %, "
         f"{figures['rss_mb_at_50_percent']} MB at 50 %, {figures['rss_mb_at_end']} MB at the end)"
     )
+    two: dict[str, float] = {}
+    if PROCESSES > 1:
+        console.print(f"ingesting the same backlog again with {PROCESSES} processes ...")
+        two = run_service(
+            fresh_database(endpoints.database_url), endpoints.kafka_bootstrap, topic, PROCESSES
+        )
+        console.print(
+            f"  [bold]{two['events_per_s']:,} events/s[/bold] with {PROCESSES} processes, "
+            f"peak RSS {two['peak_rss_mb']} MB per process"
+        )
     return {
         **figures,
+        **{f"{key}_{PROCESSES}_processes": value for key, value in two.items()},
         "events": EVENTS,
         "decode_events_per_s": round(decode_per_s),
         "append_events_per_s": round(append_per_s),
