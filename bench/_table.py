@@ -34,6 +34,12 @@ HEADLINES = (
     ),
     Headline("peers", "ratio_ingest", "ingest ÷ plain COPY consumer, same backlog", "≥ 2"),
     Headline("rebuild", "events_per_s", "rebuild, events/s", "≥ 200,000 (10M)"),
+    Headline(
+        "rebuild",
+        "ratio_vs_matview_organization_day",
+        "rebuild ÷ materialized view, org by day",
+        "≥ 1",
+    ),
     Headline("freshness", "p99_s", "freshness p99 from event time, s (10k/s)", "< 1"),
     Headline("freshness", "p99_from_append_s", "freshness p99 from append, s", "< 1"),
     Headline("query", "p99_ms_max", "query API, worst endpoint p99 ms", "< 10"),

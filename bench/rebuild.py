@@ -4,6 +4,12 @@ The store is filled directly with SQL (generate_series), not through ingest:
 this measures the projection, and seeding 10M events through Kafka would take
 longer than the rebuild itself. The history: module executions over 92 days
 for 10k organizations, 20 scenarios each, runs of 10 modules.
+
+Beside it, in the same run over the same store, the peer a team would reach
+for: PostgreSQL materialized views of two of the same aggregates (credits per
+organization and day, per run and module), timed by REFRESH MATERIALIZED VIEW.
+They have no live updates, corrections, periods or checkpoints; the ratio says
+what those cost.
 """
 
 from __future__ import annotations
@@ -61,6 +67,36 @@ async def seed(database: str, start: datetime = datetime(2026, 8, 1, tzinfo=UTC)
     return time.perf_counter() - started
 
 
+PEER_VIEWS = {
+    "organization_day": """
+        SELECT organization_id, (time AT TIME ZONE 'UTC')::date AS day,
+               sum((data->>'credits')::numeric) AS credits, count(*) AS executions
+        FROM events WHERE type LIKE 'com.metering.module_execution.completed.%'
+        GROUP BY 1, 2""",
+    "run_module": """
+        SELECT organization_id, data->>'run_id' AS run_id, data->>'module_id' AS module_id,
+               sum((data->>'credits')::numeric) AS credits, count(*) AS executions
+        FROM events WHERE type LIKE 'com.metering.module_execution.completed.%'
+        GROUP BY 1, 2, 3""",
+}
+
+
+async def refresh_peers(database: str, events: int) -> dict[str, float]:
+    """Events/s of REFRESH MATERIALIZED VIEW for each peer view, over the same store."""
+    connection = await asyncpg.connect(database)
+    rates: dict[str, float] = {}
+    try:
+        for name, query in PEER_VIEWS.items():
+            view = f"peer_{name}"
+            await connection.execute(f"CREATE MATERIALIZED VIEW {view} AS {query} WITH NO DATA")
+            started = time.perf_counter()
+            await connection.execute(f"REFRESH MATERIALIZED VIEW {view}")
+            rates[name] = events / (time.perf_counter() - started)
+    finally:
+        await connection.close()
+    return rates
+
+
 def main() -> dict[str, float]:
     endpoints = LocalStack().up()
     database = fresh_database(endpoints.database_url)
@@ -86,8 +122,16 @@ def main() -> dict[str, float]:
         f"  [bold]{rate:,.0f} events/s[/bold]: {report.events:,} events in "
         f"{report.seconds:.1f} s (seeding took {seed_s:.0f} s)"
     )
+    peers = asyncio.run(refresh_peers(database, report.events))
+    for name, peer_rate in peers.items():
+        console.print(
+            f"  peer: REFRESH MATERIALIZED VIEW {name}: {peer_rate:,.0f} events/s "
+            f"(ours / it: {rate / peer_rate:.2f})"
+        )
     return {
         "events_per_s": round(rate),
         "events": report.events,
         "seconds": round(report.seconds, 1),
+        **{f"peer_matview_{name}_events_per_s": round(r) for name, r in peers.items()},
+        **{f"ratio_vs_matview_{name}": round(rate / r, 3) for name, r in peers.items()},
     }
