@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from deploy.stack.postgres import PostgresServer
+from deploy.stack.services import ServiceProcess
 from schemas import TypedEvent
 from tests.support.events import bulk_executions
 from tests.support.fuzz import Record, good
@@ -54,6 +55,15 @@ def postgres() -> Iterator[tuple[PostgresServer, int]]:
 def kafka() -> Iterator[OwnKafka]:
     with own_kafka() as broker:
         yield broker
+
+
+@pytest.fixture
+def stopped_at_the_end() -> Iterator[list[ServiceProcess]]:
+    """The test's service processes, stopped when it ends, passed or failed (none left over)."""
+    processes: list[ServiceProcess] = []
+    yield processes
+    for process in processes:
+        process.stop()
 
 
 def load(rng: random.Random) -> list[TypedEvent]:
@@ -129,7 +139,10 @@ def note(message: str) -> None:
 
 @pytest.mark.timeout(900)
 async def test_kill_minus_nine_and_server_restarts_under_load_leave_every_total_exact(
-    postgres: tuple[PostgresServer, int], kafka: OwnKafka, tmp_path: Path
+    postgres: tuple[PostgresServer, int],
+    kafka: OwnKafka,
+    tmp_path: Path,
+    stopped_at_the_end: list[ServiceProcess],
 ) -> None:
     server, port = postgres
     url = server.url(port)
@@ -151,6 +164,7 @@ async def test_kill_minus_nine_and_server_restarts_under_load_leave_every_total_
     )
     projector = ProjectorProcess(url, tmp_path, batch_size=2000)
     services = {"ingest": ingest, "projector": projector}
+    stopped_at_the_end += services.values()
     ingest.start()
     projector.start()
     sender = Sender(kafka.bootstrap, topic)
