@@ -93,10 +93,18 @@ class IngestPipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                 if batch is not None and batch.generation == self._generation:
                     self._writing = asyncio.create_task(self._write(batch))
         finally:
-            await self._finish_write()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._finish_write()
 
     def stop(self) -> None:
+        """Read no more; `run` returns once the write in flight is durable and committed."""
         self._stopping.set()
+
+    def abort(self) -> None:
+        """Stop now, abandoning the write in flight (it is read again: nothing was committed)."""
+        self._stopping.set()
+        if self._writing is not None:
+            self._writing.cancel()
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # The write in flight commits while its partitions are still ours. Whatever

@@ -89,10 +89,11 @@ class IngestService:
         """The write in flight finishes and is committed (for `graceful_timeout_s` at most)."""
         if self._pipeline is not None and self._running is not None:
             self._pipeline.stop()
-            try:
-                await asyncio.wait_for(self._running, self.settings.graceful_timeout_s)
-            except TimeoutError:
+            done, _ = await asyncio.wait({self._running}, timeout=self.settings.graceful_timeout_s)
+            if not done:
                 log.warning("the batch in flight did not finish in time; it will be read again")
+                self._pipeline.abort()
+                await asyncio.wait({self._running}, timeout=5)
         if self.consumer is not None:
             await self.consumer.stop()
 

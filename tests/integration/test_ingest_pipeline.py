@@ -99,3 +99,52 @@ async def test_a_failed_write_is_read_again_and_nothing_commits_past_it(
     assert failed <= stored, "the failed batch was not read again"
     assert len(rows) == len(stored) == len(events)
     assert await db.fetchval("SELECT count(*) FROM rejected_events") == 0
+
+
+class NeverDurable(Ingestor):
+    """A write that never returns, as one retrying while PostgreSQL is away."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__(pool, NoDeadLetters(), Limits())
+        self.writing = asyncio.Event()
+
+    async def store(self, batch: DecodedBatch) -> BatchReport:
+        self.writing.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never reached")
+
+
+async def test_a_stop_waits_for_the_write_and_an_abort_leaves_it_uncommitted(
+    servers: Endpoints, database_url: str, new_topic: str
+) -> None:
+    events = [module_execution("org-1", i, random_credits(random.Random(i))) for i in range(50)]
+    async with Emitter(servers.kafka_bootstrap, new_topic, "runner-test") as emitter:
+        await emitter.send_many(events)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=servers.kafka_bootstrap,
+        group_id=f"pipeline-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    pool = await create_pool(database_url, init=prepare_connection)
+    ingestor = NeverDurable(pool)
+    pipeline = IngestPipeline(consumer, ingestor, 500, 100, pause_after_failure_s=0.2)
+    consumer.subscribe([new_topic], listener=pipeline)
+    await consumer.start()
+    running = asyncio.create_task(pipeline.run())
+    try:
+        await asyncio.wait_for(ingestor.writing.wait(), 60)
+        pipeline.stop()
+        done, _ = await asyncio.wait({running}, timeout=1)
+        assert not done, "stop returned while the write was in flight"
+
+        pipeline.abort()
+        done, _ = await asyncio.wait({running}, timeout=5)
+
+        assert done, "abort did not end the loop"
+        committed = [await consumer.committed(tp) for tp in consumer.assignment()]
+        assert committed
+        assert all(offset is None for offset in committed)
+    finally:
+        await consumer.stop()
+        await pool.close()
