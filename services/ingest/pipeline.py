@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from services.ingest.ingestor import DecodedBatch, Ingestor
 from services.ingest.records import RawRecord, RecordOrigin
@@ -156,6 +156,10 @@ class IngestPipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             # The group moved the partitions on: the batch is durable, and their new
             # owner reads it again and finds it stored (counted as redelivered).
             log.warning("offsets not committed after a rebalance: %s", error)
+        except KafkaError as error:
+            # The batch is durable; the next batch's commit covers these offsets, and
+            # should none come, a restart reads it again and finds it stored.
+            log.warning("offsets not committed (%s); the next commit covers them", error)
         return True
 
     async def _finish_write(self) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
@@ -148,3 +148,62 @@ async def test_a_stop_waits_for_the_write_and_an_abort_leaves_it_uncommitted(
     finally:
         await consumer.stop()
         await pool.close()
+
+
+async def test_a_second_pipeline_joining_mid_stream_loses_and_doubles_nothing(
+    servers: Endpoints, database_url: str, new_topic: str, db: asyncpg.Connection
+) -> None:
+    rng = random.Random(8)
+    events = [module_execution(f"org-{i % 11}", i, random_credits(rng)) for i in range(8_000)]
+    async with Emitter(servers.kafka_bootstrap, new_topic, "runner-test") as emitter:
+        await emitter.send_many(events)
+    group = f"pipeline-{uuid.uuid4().hex[:8]}"
+    pool = await create_pool(database_url, init=prepare_connection)
+    members: list[tuple[AIOKafkaConsumer, IngestPipeline, asyncio.Task[None]]] = []
+
+    async def join() -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=servers.kafka_bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=32 * 1024,  # small batches: the join lands mid-stream
+        )
+        ingestor = Ingestor(pool, NoDeadLetters(), Limits())
+        pipeline = IngestPipeline(consumer, ingestor, 300, 100, pause_after_failure_s=0.2)
+        consumer.subscribe([new_topic], listener=pipeline)
+        await consumer.start()
+        members.append((consumer, pipeline, asyncio.create_task(pipeline.run())))
+
+    async def stored() -> int:
+        return int(await db.fetchval("SELECT count(*) FROM events"))
+
+    try:
+        await join()
+        await eventually(lambda: _at_least(stored, 500), timeout_s=60)
+        await join()
+        await eventually(lambda: _at_least(stored, len(events)), timeout_s=120)
+        first = members[0][0]
+        partitions = {tp for consumer, _, _ in members for tp in consumer.assignment()}
+        ends = await first.end_offsets(list(partitions))
+
+        async def committed_at_the_end() -> bool:
+            return all([await first.committed(tp) == ends[tp] for tp in partitions])
+
+        await eventually(committed_at_the_end, timeout_s=30)
+        assert members[1][0].assignment(), "the second member never got a partition"
+    finally:
+        for _, pipeline, _ in members:
+            pipeline.stop()
+        for consumer, _, running in members:
+            await running
+            await consumer.stop()
+        await pool.close()
+
+    assert await stored() == len(events)
+    assert await db.fetchval("SELECT count(DISTINCT (source, id)) FROM events") == len(events)
+    assert await db.fetchval("SELECT count(*) FROM rejected_events") == 0
+
+
+async def _at_least(count: Callable[[], Awaitable[int]], n: int) -> bool:
+    return await count() >= n
