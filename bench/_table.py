@@ -33,6 +33,7 @@ HEADLINES = (
         "ingest", "events_per_s_2_processes", "ingest, 2 processes, events/s", "≥ 100,000 (1M)"
     ),
     Headline("peers", "ratio_ingest", "ingest ÷ plain COPY consumer, same backlog", "≥ 2"),
+    Headline("e2e", "events_per_s", "end to end, Kafka → API totals, events/s", ""),
     Headline("rebuild", "events_per_s", "rebuild, events/s", "≥ 200,000 (10M)"),
     Headline(
         "rebuild",
