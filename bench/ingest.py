@@ -18,6 +18,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,23 +63,40 @@ def record_value(i: int, stamp: str | None = None) -> tuple[bytes, bytes]:
     return org.encode(), value.encode()
 
 
-async def produce(bootstrap: str, topic: str) -> float:
+Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
+"""Key, value and headers of one record to produce."""
+
+
+async def send_records(bootstrap: str, topic: str, records: Iterable[Record]) -> int:
+    """Produce `records` in order, 20,000 in flight at most; returns how many were sent."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=50, max_batch_size=1 << 20, acks=1
     )
     await producer.start()
-    started = time.perf_counter()
+    sent = 0
     try:
         pending = []
-        for i in range(EVENTS):
-            key, value = record_value(i)
-            pending.append(await producer.send(topic, value, key=key, headers=HEADERS))
+        for key, value, headers in records:
+            pending.append(await producer.send(topic, value, key=key, headers=headers))
+            sent += 1
             if len(pending) >= 20_000:
                 await asyncio.gather(*pending)
                 pending = []
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
+    return sent
+
+
+def structured(indexes: Iterable[int]) -> Iterator[Record]:
+    """The bench's structured-mode records for these event numbers."""
+    for i in indexes:
+        yield *record_value(i), HEADERS
+
+
+async def produce(bootstrap: str, topic: str) -> float:
+    started = time.perf_counter()
+    await send_records(bootstrap, topic, structured(range(EVENTS)))
     return EVENTS / (time.perf_counter() - started)
 
 

@@ -26,10 +26,9 @@ import uuid
 from pathlib import Path
 
 import psycopg
-from aiokafka import AIOKafkaProducer
 from rich.console import Console
 
-from bench.ingest import HEADERS, accepted, fresh_database, record_value, rss_mb
+from bench.ingest import accepted, fresh_database, rss_mb, send_records, structured
 from deploy.stack.local import Endpoints, LocalStack
 from deploy.stack.processes import free_port, port_answers
 from services.infra.topics import ensure_topics
@@ -52,24 +51,6 @@ def backlog() -> tuple[list[int], int]:
             order.append(unique)
             unique += 1
     return order, unique
-
-
-async def produce(bootstrap: str, topic: str, order: list[int]) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=50, max_batch_size=1 << 20, acks=1
-    )
-    await producer.start()
-    try:
-        pending = []
-        for i in order:
-            key, value = record_value(i)
-            pending.append(await producer.send(topic, value, key=key, headers=HEADERS))
-            if len(pending) >= 20_000:
-                await asyncio.gather(*pending)
-                pending = []
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
 
 
 def run_ours(endpoints: Endpoints, topic: str, unique: int) -> dict[str, float]:
@@ -137,7 +118,7 @@ def main() -> dict[str, float]:
     asyncio.run(ensure_topics(endpoints.kafka_bootstrap, [topic], partitions=2))
     order, unique = backlog()
     console.print(f"producing {RECORDS:,} records ({unique:,} unique events) to {topic} ...")
-    asyncio.run(produce(endpoints.kafka_bootstrap, topic, order))
+    asyncio.run(send_records(endpoints.kafka_bootstrap, topic, structured(order)))
     ours: list[dict[str, float]] = []
     peer: list[dict[str, float]] = []
     for round_ in range(1, ROUNDS + 1):
