@@ -11,11 +11,13 @@ import asyncio
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from deploy.stack.local import Endpoints
+from schemas import TypedEvent
 from services.emitter import Emitter
 from services.infra.database import create_pool
 from services.ingest.decoding import Limits
@@ -51,27 +53,54 @@ class FailingOnce(Ingestor):
         return await super().store(batch)
 
 
+@dataclass
+class Member:
+    """One pipeline of a consumer group, running."""
+
+    consumer: AIOKafkaConsumer
+    pipeline: IngestPipeline
+    running: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        self.pipeline.stop()
+        await self.running
+        await self.consumer.stop()
+
+
+async def start_member(
+    bootstrap: str, topic: str, group: str, ingestor: Ingestor, fetch_bytes: int = 1024 * 1024
+) -> Member:
+    """A pipeline on its own consumer; small `fetch_bytes` make small batches."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=fetch_bytes,
+    )
+    pipeline = IngestPipeline(consumer, ingestor, 300, 100, pause_after_failure_s=0.2)
+    consumer.subscribe([topic], listener=pipeline)
+    await consumer.start()
+    return Member(consumer, pipeline, asyncio.create_task(pipeline.run()))
+
+
+async def send(bootstrap: str, topic: str, events: list[TypedEvent]) -> None:
+    async with Emitter(bootstrap, topic, "runner-test") as emitter:
+        await emitter.send_many(events)
+
+
 async def test_a_failed_write_is_read_again_and_nothing_commits_past_it(
     servers: Endpoints, database_url: str, new_topic: str, db: asyncpg.Connection
 ) -> None:
     rng = random.Random(5)
     events = [module_execution(f"org-{i % 7}", i, random_credits(rng)) for i in range(6_000)]
-    async with Emitter(servers.kafka_bootstrap, new_topic, "runner-test") as emitter:
-        await emitter.send_many(events)
-    group = f"pipeline-{uuid.uuid4().hex[:8]}"
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=servers.kafka_bootstrap,
-        group_id=group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=64 * 1024,  # small batches: many writes, one fails
-    )
+    await send(servers.kafka_bootstrap, new_topic, events)
     pool = await create_pool(database_url, init=prepare_connection)
     ingestor = FailingOnce(pool, fail_at=3)
-    pipeline = IngestPipeline(consumer, ingestor, 500, 100, pause_after_failure_s=0.2)
-    consumer.subscribe([new_topic], listener=pipeline)
-    await consumer.start()
-    running = asyncio.create_task(pipeline.run())
+    group = f"pipeline-{uuid.uuid4().hex[:8]}"
+    # Small batches: many writes, one fails.
+    member = await start_member(servers.kafka_bootstrap, new_topic, group, ingestor, 64 * 1024)
+    consumer = member.consumer
     try:
 
         async def all_stored() -> bool:
@@ -86,9 +115,7 @@ async def test_a_failed_write_is_read_again_and_nothing_commits_past_it(
 
         await eventually(committed_at_the_end, timeout_s=30)
     finally:
-        pipeline.stop()
-        await running
-        await consumer.stop()
+        await member.stop()
         await pool.close()
 
     assert ingestor.failed_batch is not None, "no write failed: nothing was tested"
@@ -118,20 +145,12 @@ async def test_a_stop_waits_for_the_write_and_an_abort_leaves_it_uncommitted(
     servers: Endpoints, database_url: str, new_topic: str
 ) -> None:
     events = [module_execution("org-1", i, random_credits(random.Random(i))) for i in range(50)]
-    async with Emitter(servers.kafka_bootstrap, new_topic, "runner-test") as emitter:
-        await emitter.send_many(events)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=servers.kafka_bootstrap,
-        group_id=f"pipeline-{uuid.uuid4().hex[:8]}",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
+    await send(servers.kafka_bootstrap, new_topic, events)
     pool = await create_pool(database_url, init=prepare_connection)
     ingestor = NeverDurable(pool)
-    pipeline = IngestPipeline(consumer, ingestor, 500, 100, pause_after_failure_s=0.2)
-    consumer.subscribe([new_topic], listener=pipeline)
-    await consumer.start()
-    running = asyncio.create_task(pipeline.run())
+    group = f"pipeline-{uuid.uuid4().hex[:8]}"
+    member = await start_member(servers.kafka_bootstrap, new_topic, group, ingestor)
+    pipeline, running, consumer = member.pipeline, member.running, member.consumer
     try:
         await asyncio.wait_for(ingestor.writing.wait(), 60)
         pipeline.stop()
@@ -155,25 +174,17 @@ async def test_a_second_pipeline_joining_mid_stream_loses_and_doubles_nothing(
 ) -> None:
     rng = random.Random(8)
     events = [module_execution(f"org-{i % 11}", i, random_credits(rng)) for i in range(8_000)]
-    async with Emitter(servers.kafka_bootstrap, new_topic, "runner-test") as emitter:
-        await emitter.send_many(events)
+    await send(servers.kafka_bootstrap, new_topic, events)
     group = f"pipeline-{uuid.uuid4().hex[:8]}"
     pool = await create_pool(database_url, init=prepare_connection)
-    members: list[tuple[AIOKafkaConsumer, IngestPipeline, asyncio.Task[None]]] = []
+    members: list[Member] = []
 
     async def join() -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=servers.kafka_bootstrap,
-            group_id=group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=32 * 1024,  # small batches: the join lands mid-stream
-        )
         ingestor = Ingestor(pool, NoDeadLetters(), Limits())
-        pipeline = IngestPipeline(consumer, ingestor, 300, 100, pause_after_failure_s=0.2)
-        consumer.subscribe([new_topic], listener=pipeline)
-        await consumer.start()
-        members.append((consumer, pipeline, asyncio.create_task(pipeline.run())))
+        # Small batches: the second member joins mid-stream.
+        members.append(
+            await start_member(servers.kafka_bootstrap, new_topic, group, ingestor, 32 * 1024)
+        )
 
     async def stored() -> int:
         return int(await db.fetchval("SELECT count(*) FROM events"))
@@ -183,21 +194,20 @@ async def test_a_second_pipeline_joining_mid_stream_loses_and_doubles_nothing(
         await eventually(lambda: _at_least(stored, 500), timeout_s=60)
         await join()
         await eventually(lambda: _at_least(stored, len(events)), timeout_s=120)
-        first = members[0][0]
-        partitions = {tp for consumer, _, _ in members for tp in consumer.assignment()}
+        first = members[0].consumer
+        partitions = {tp for m in members for tp in m.consumer.assignment()}
         ends = await first.end_offsets(list(partitions))
 
         async def committed_at_the_end() -> bool:
             return all([await first.committed(tp) == ends[tp] for tp in partitions])
 
         await eventually(committed_at_the_end, timeout_s=30)
-        assert members[1][0].assignment(), "the second member never got a partition"
+        assert members[1].consumer.assignment(), "the second member never got a partition"
     finally:
-        for _, pipeline, _ in members:
-            pipeline.stop()
-        for consumer, _, running in members:
-            await running
-            await consumer.stop()
+        for member in members:
+            member.pipeline.stop()
+        for member in members:
+            await member.stop()
         await pool.close()
 
     assert await stored() == len(events)

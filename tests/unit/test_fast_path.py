@@ -111,14 +111,18 @@ def test_what_the_fast_path_accepts_the_full_decoder_accepts_alike(
         assert full == fast
 
 
-def test_the_common_record_takes_the_fast_path_and_stores_what_the_full_decoder_stores() -> None:
+NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
+
+
+def common_record(time: str = "2026-11-24T09:30:00Z", **data: object) -> RawRecord:
+    """A structured module execution of org-1, with `data` fields changed."""
     envelope = {
         "specversion": "1.0",
         "id": "evt-1",
         "source": "runner-eu1",
         "type": TYPE,
         "subject": "org-1",
-        "time": "2026-11-24T10:30:01.25+01:00",
+        "time": time,
         "data": {
             "organization_id": "org-1",
             "scenario_id": "scn-1",
@@ -127,50 +131,34 @@ def test_the_common_record_takes_the_fast_path_and_stores_what_the_full_decoder_
             "app": "openai",
             "action": "createCompletion",
             "operations": 1,
-            "credits": "0.000000",
+            "credits": "1",
             "started_at": "2026-11-24T09:30:00Z",
-            "finished_at": "2026-11-24T09:30:01.250Z",
+            "finished_at": "2026-11-24T09:30:00Z",
             "status": "success",
+            **data,
         },
     }
-    record = RawRecord(RecordOrigin("events", 0, 1), b"org-1", json.dumps(envelope).encode(), ())
-    now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    return RawRecord(RecordOrigin("events", 0, 1), b"org-1", json.dumps(envelope).encode(), ())
 
-    fast = decode_fast(record, now, LIMITS.max_future)
+
+def test_the_common_record_takes_the_fast_path_and_stores_what_the_full_decoder_stores() -> None:
+    record = common_record(
+        "2026-11-24T10:30:01.25+01:00", credits="0.000000", finished_at="2026-11-24T09:30:01.250Z"
+    )
+
+    fast = decode_fast(record, NOW, LIMITS.max_future)
 
     assert fast is not None
-    assert fast == decode_in_full(record, now, LIMITS) == decode(record, now, LIMITS)
+    assert fast == decode_in_full(record, NOW, LIMITS) == decode(record, NOW, LIMITS)
     assert fast.time == datetime(2026, 11, 24, 9, 30, 1, 250000, tzinfo=UTC)
     assert '"finished_at":"2026-11-24T09:30:01.250000Z"' in fast.data_json
 
 
 def test_what_the_fast_path_is_not_sure_of_is_judged_in_full() -> None:
-    now = datetime(2026, 11, 24, 12, tzinfo=UTC)
-    base = {
-        "specversion": "1.0",
-        "id": "evt-1",
-        "source": "runner",
-        "type": TYPE,
-        "subject": "org-1",
-        "time": "2026-11-24T09:30:00Z",
-        "data": {
-            "organization_id": "org-1",
-            "scenario_id": "scn-1",
-            "run_id": "run-1",
-            "module_id": "3",
-            "app": "openai",
-            "action": "createCompletion",
-            "operations": 2.0,  # an integer to JSON Schema, not to msgspec
-            "credits": "1",
-            "started_at": "2026-11-24T09:30:00Z",
-            "finished_at": "2026-11-24T09:30:00Z",
-            "status": "success",
-        },
-    }
-    record = RawRecord(RecordOrigin("events", 0, 1), b"org-1", json.dumps(base).encode(), ())
+    record = common_record(operations=2.0)  # an integer to JSON Schema, not to msgspec
 
-    assert decode_fast(record, now, LIMITS.max_future) is None
-    outcome = decode(record, now, LIMITS)
+    assert decode_fast(record, NOW, LIMITS.max_future) is None
+    outcome = decode(record, NOW, LIMITS)
     assert isinstance(outcome, NewEvent)
     assert '"operations":2' in outcome.data_json
 
