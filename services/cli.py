@@ -107,6 +107,33 @@ def projector_rebuild(
     )
 
 
+@projector_app.command("reshard")
+def projector_reshard(
+    shards: Annotated[int, typer.Argument(min=1, max=256, help="Shards to split it in.")],
+    batch_size: Annotated[int, typer.Option(min=1)] = 5000,
+) -> None:
+    """Split the usage projection in SHARDS shards by organization; stop every projector first.
+
+    Then start the projectors with METERING_PROJECTOR_SHARDS=SHARDS.
+    """
+    import asyncio
+
+    from services.event_store import LayoutMismatch
+    from services.projector.shards import ProjectorRunning, reshard
+
+    url = ConnectionSettings().database_url
+    try:
+        report = asyncio.run(reshard(url, shards, batch_size=batch_size))
+    except (ProjectorRunning, LayoutMismatch) as error:
+        console.print(f"[red]not resharded:[/red] {error}")
+        raise typer.Exit(1) from None
+    console.print(
+        f"usage: {report.shards_before} shard(s) -> {report.shards_after}, all from position"
+        f" {report.at.position} ({report.caught_up:,} events projected to get there);"
+        f" start the projectors with METERING_PROJECTOR_SHARDS={report.shards_after}"
+    )
+
+
 @rejected_app.command("list")
 def rejected_list(
     reason: Annotated[str | None, typer.Option(help="Only this reason code.")] = None,

@@ -30,6 +30,7 @@ transactions, and subtransaction ids of another database's.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,60 @@ class Tracking:
     @classmethod
     def start(cls) -> Tracking:
         return cls(0, 0)
+
+
+END_OF_TIME = Tracking(2**62, 2**63 - 1)
+"""Beyond every event: the upper bound of a read that has none."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One of `count` parts of the store, split by organization (`SHARD_OF`).
+
+    An organization's events all fall in one shard, and the read models are
+    per organization (DESIGN: ordering is per organization), so each shard can be
+    projected by its own process, with its own checkpoint, beside the others.
+    """
+
+    index: int = 0
+    count: int = 1
+
+    def checkpoint(self, projection: str) -> str:
+        """The shard's tracking record: the projection's own name when there is one shard."""
+        if self.count == 1:
+            return projection
+        return f"{projection}/{self.index}-of-{self.count}"
+
+    @classmethod
+    def layout(cls, count: int) -> list[Shard]:
+        return [cls(index, count) for index in range(count)]
+
+    @classmethod
+    def parse(cls, checkpoint: str, projection: str) -> Shard:
+        """The shard whose tracking record is named `checkpoint`."""
+        if checkpoint == projection:
+            return WHOLE
+        found = re.fullmatch(re.escape(projection) + r"/(\d+)-of-(\d+)", checkpoint)
+        if found is None or int(found[1]) >= int(found[2]):
+            raise LayoutMismatch(f"{checkpoint!r} is no shard of {projection}")
+        return cls(int(found[1]), int(found[2]))
+
+
+class LayoutMismatch(Exception):
+    """The projection's tracking records are for another number of shards."""
+
+
+WHOLE = Shard()
+"""The whole store: one shard."""
+
+
+@dataclass(frozen=True)
+class Copied:
+    """What `copy_next_batch` read: where the projection now stands, and its events."""
+
+    end: Tracking
+    """The last event read past: the batch's last one, or another shard's after it."""
+    events: int
 
 
 @dataclass(frozen=True)
@@ -77,15 +132,46 @@ HIGH_WATER = """(
 """The oldest running transaction that may add events here (its xid8, or the snapshot's
 xmax when none runs): every event below it is committed or never will be."""
 
+HIGH_WATER_NOW = f"SELECT {HIGH_WATER}::text::bigint"
+
+SHARD_OF = "mod(hashtext({organization})::bigint + 2147483648, {count})"
+"""Which of `count` shards an organization belongs to (0 to count - 1), in SQL."""
+
 COPY_NEXT_BATCH = f"""
 INSERT INTO projector_batch
 SELECT position, transaction_id::text::bigint, source, id, type, organization_id, time, data,
        recorded_at
 FROM events
 WHERE (transaction_id, position) > ($1::text::xid8, $2)
-  AND transaction_id < {HIGH_WATER}
+  AND (transaction_id, position) <= ($3::text::xid8, $4)
+  AND ($5 = 1 OR {SHARD_OF.format(organization="organization_id", count="$5")} = $6)
 ORDER BY events.transaction_id, events.position  -- qualified: the index order, not the output cast
-LIMIT $3
+LIMIT $7
+"""
+
+LAST_COPIED = """
+SELECT transaction_id, position FROM projector_batch
+ORDER BY transaction_id DESC, position DESC LIMIT 1
+"""
+
+# A shard's batch passes over the other shards' events: its checkpoint moves to the last
+# event it passed, so an idle shard does not scan the same range again (one index probe).
+LAST_PASSED = """
+SELECT transaction_id::text::bigint, position FROM events
+WHERE (transaction_id, position) > ($1::text::xid8, $2)
+  AND (transaction_id, position) <= ($3::text::xid8, $4)
+ORDER BY transaction_id DESC, position DESC LIMIT 1
+"""
+
+SHARD_OF_EVENT = (
+    f"SELECT {SHARD_OF.format(organization='organization_id', count='$2')}"
+    " FROM events WHERE position = $1"
+)
+
+LAYOUT = """
+SELECT projection FROM projection_checkpoints
+WHERE projection = $1 OR projection LIKE $1 || '/%'
+ORDER BY projection
 """
 
 READ_TRACKING = """
@@ -99,6 +185,8 @@ VALUES ($1, $2::text::xid8, $3)
 ON CONFLICT (projection) DO UPDATE
 SET transaction_id = excluded.transaction_id, position = excluded.position, updated_at = now()
 """
+
+DELETE_TRACKING = "DELETE FROM projection_checkpoints WHERE projection = $1"
 
 MAX_POSITION = "SELECT coalesce(max(position), 0) FROM events"
 
@@ -154,12 +242,44 @@ async def listen(connection: asyncpg.Connection, on_appended: Callable[[], None]
     await connection.add_listener(EVENTS_CHANNEL, callback)
 
 
-async def copy_next_batch(connection: Connection, after: Tracking, limit: int) -> None:
-    """Copy up to `limit` committed events after `after`, in commit order, into projector_batch.
+async def copy_next_batch(
+    connection: Connection,
+    after: Tracking,
+    limit: int,
+    shard: Shard = WHOLE,
+    until: Tracking = END_OF_TIME,
+) -> Copied | None:
+    """Copy up to `limit` committed events of `shard` after `after`, up to `until`, in
+    commit order, into projector_batch; None when no event is past `after`.
 
-    Only events below the high-water mark are copied: none can appear before them later.
+    Only events below the high-water mark are read: none can appear before them later.
     """
-    await connection.execute(COPY_NEXT_BATCH, str(after.transaction_id), after.position, limit)
+    high_water = int(await connection.fetchval(HIGH_WATER_NOW))
+    bound = min(until, Tracking(high_water - 1, END_OF_TIME.position))
+    if bound <= after:
+        return None
+    status = await connection.execute(
+        COPY_NEXT_BATCH,
+        str(after.transaction_id),
+        after.position,
+        str(bound.transaction_id),
+        bound.position,
+        shard.count,
+        shard.index,
+        limit,
+    )
+    events = int(status.rsplit(" ", 1)[1])
+    if events == limit or shard.count == 1:
+        last = await connection.fetchrow(LAST_COPIED)
+    else:
+        last = await connection.fetchrow(
+            LAST_PASSED,
+            str(after.transaction_id),
+            after.position,
+            str(bound.transaction_id),
+            bound.position,
+        )
+    return None if last is None else Copied(Tracking(last[0], last[1]), events)
 
 
 async def read_tracking(connection: Connection, projection: str) -> Tracking:
@@ -173,6 +293,31 @@ async def save_tracking(connection: Connection, projection: str, tracking: Track
     await connection.execute(
         SAVE_TRACKING, projection, str(tracking.transaction_id), tracking.position
     )
+
+
+async def checkpoints(connection: Connection | asyncpg.Pool, projection: str) -> list[str]:
+    """The tracking records of `projection` and of its shards, as stored (none before
+    the projection has ever been run)."""
+    return [row[0] for row in await connection.fetch(LAYOUT, projection)]
+
+
+async def layout(connection: Connection | asyncpg.Pool, projection: str) -> list[Shard]:
+    """The shards `projection` is split in, from their tracking records (one before any)."""
+    names = await checkpoints(connection, projection)
+    counts = {Shard.parse(name, projection).count for name in names}
+    if len(counts) > 1:
+        raise LayoutMismatch(f"{projection} has tracking records of several layouts: {counts}")
+    return Shard.layout(counts.pop() if counts else 1)
+
+
+async def shard_of_event(connection: Connection, position: int, count: int) -> Shard:
+    """The shard of `count` that the event at `position` belongs to."""
+    return Shard(int(await connection.fetchval(SHARD_OF_EVENT, position, count) or 0), count)
+
+
+async def delete_tracking(connection: Connection, projection: str) -> None:
+    """Forget a tracking record (a shard of a layout that is replaced)."""
+    await connection.execute(DELETE_TRACKING, projection)
 
 
 async def max_position(connection: Connection | asyncpg.Pool) -> int:
@@ -192,6 +337,24 @@ async def stalled_for_s(connection: Connection | asyncpg.Pool, projection: str) 
     """Seconds since `projection` last moved while events wait for it; None when none wait."""
     value = await connection.fetchval(STALLED_FOR, projection)
     return None if value is None else float(value)
+
+
+async def all_caught_up(connection: Connection | asyncpg.Pool, projection: str) -> bool:
+    """Whether every shard of `projection` has caught up (`caught_up`)."""
+    for shard in await layout(connection, projection):
+        if not await caught_up(connection, shard.checkpoint(projection)):
+            return False
+    return True
+
+
+async def stalled_longest_s(connection: Connection | asyncpg.Pool, projection: str) -> float | None:
+    """The longest `stalled_for_s` of `projection`'s shards; None when none is stalled."""
+    stalled = [
+        seconds
+        for shard in await layout(connection, projection)
+        if (seconds := await stalled_for_s(connection, shard.checkpoint(projection))) is not None
+    ]
+    return max(stalled, default=None)
 
 
 async def caught_up(connection: Connection | asyncpg.Pool, projection: str) -> bool:

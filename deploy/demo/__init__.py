@@ -64,7 +64,7 @@ async def _caught_up(database_url: str) -> bool:
     connection = await database.connect(database_url)
     try:
         stored = await event_store.max_position(connection) > 0
-        return stored and await event_store.caught_up(connection, PROJECTION)
+        return stored and await event_store.all_caught_up(connection, PROJECTION)
     finally:
         await connection.close()
 

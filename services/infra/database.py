@@ -39,9 +39,13 @@ machine. JIT off: compiling each large batch statement cost ~35 ms per statement
 projector (EXPLAIN ANALYZE of `attribute` on a 5,000-event batch), more than it saved."""
 
 
-async def connect(url: str) -> asyncpg.Connection:
-    """A connection of its own, with the session settings every service relies on."""
-    connection: asyncpg.Connection = await asyncpg.connect(url, server_settings=SESSION_SETTINGS)
+async def connect(url: str, application_name: str | None = None) -> asyncpg.Connection:
+    """A connection of its own, with the session settings every service relies on
+    (and `application_name`, which pg_stat_activity shows, when given)."""
+    settings = dict(SESSION_SETTINGS)
+    if application_name is not None:
+        settings["application_name"] = application_name
+    connection: asyncpg.Connection = await asyncpg.connect(url, server_settings=settings)
     return connection
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from services import event_store
-from services.event_store import Tracking
+from services.event_store import END_OF_TIME, WHOLE, Copied, Shard, Tracking
 from services.infra import sql
 from services.infra.database import Connection
 
@@ -41,7 +41,8 @@ READ_MODELS = (
 """The tables this projection owns: dropped and rebuilt together."""
 
 BATCH_LOCK = 0x6D657465
-"""Transaction-level advisory lock held by each batch; a rebuild's swap waits on it."""
+"""Transaction-level advisory lock: held shared by each batch, alone by a rebuild's swap,
+a replay from quarantine and a reshard, which wait for every batch in flight."""
 
 SQL_PACKAGE = "services.projector"
 
@@ -85,20 +86,24 @@ async def prepare_connection(connection: Connection) -> None:
         await connection.execute(statement)
 
 
-async def load_batch(connection: Connection, after: Tracking, limit: int) -> Tracking | None:
-    """Copy the next committed events after `after` into projector_batch.
+async def load_batch(
+    connection: Connection,
+    after: Tracking,
+    limit: int,
+    shard: Shard = WHOLE,
+    until: Tracking = END_OF_TIME,
+) -> Copied | None:
+    """Copy the next committed events of `shard` after `after` into projector_batch.
 
     Returns where the batch ends, or None when nothing new is safely visible. A
     batch may hold any events: subscription events re-settle what was projected
     before the batch, and the batch's own events are counted under the periods it
     defines, so any cut gives the same read models.
     """
-    await event_store.copy_next_batch(connection, after, limit)
-    row = await connection.fetchrow(queries("batch.sql")["batch_end"])
-    if row is None:
-        return None
-    await scope(connection, after)
-    return Tracking(row["transaction_id"], row["position"])
+    copied = await event_store.copy_next_batch(connection, after, limit, shard, until)
+    if copied is not None and copied.events:
+        await scope(connection, after)
+    return copied
 
 
 async def scope(connection: Connection, projected: Tracking) -> None:
@@ -148,22 +153,28 @@ async def project_batch(
     projection: str = PROJECTION,
     *,
     auto_purchase: bool = False,
+    shard: Shard = WHOLE,
+    until: Tracking = END_OF_TIME,
 ) -> BatchResult | None:
-    """Apply the next batch and move the checkpoint, atomically; None when caught up.
+    """Apply the next batch of `shard` (up to `until`) and move its checkpoint, atomically;
+    None when caught up.
 
     With `auto_purchase`, purchases the batch causes are decided in the same
-    transaction (into the outbox); a rebuild leaves it off.
+    transaction (into the outbox); a rebuild leaves it off. Batches of different
+    shards run side by side (the batch lock is shared); a swap or a reshard takes it alone.
     """
+    name = shard.checkpoint(projection)
     async with connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", BATCH_LOCK)
-        after = await event_store.read_tracking(connection, projection)
-        end = await load_batch(connection, after, limit)
-        if end is None:
+        await connection.execute("SELECT pg_advisory_xact_lock_shared($1)", BATCH_LOCK)
+        after = await event_store.read_tracking(connection, name)
+        copied = await load_batch(connection, after, limit, shard, until)
+        if copied is None:
             return None
-        await apply_batch(connection)
-        if auto_purchase:
-            for statement in auto_purchase_statements():
-                await connection.execute(statement)
-        await event_store.save_tracking(connection, projection, end)
+        if copied.events:
+            await apply_batch(connection)
+            if auto_purchase:
+                for statement in auto_purchase_statements():
+                    await connection.execute(statement)
+        await event_store.save_tracking(connection, name, copied.end)
         ages = await connection.fetch(queries("batch.sql")["batch_ages"])
-    return BatchResult(len(ages), end, [(row[0], row[1]) for row in ages])
+    return BatchResult(len(ages), copied.end, [(row[0], row[1]) for row in ages])

@@ -30,6 +30,7 @@ from datetime import datetime
 import asyncpg
 
 from services import event_store
+from services.event_store import END_OF_TIME, WHOLE, Shard, Tracking
 from services.infra.database import Connection, caused_by_data
 from services.projector.projection import (
     BATCH_LOCK,
@@ -70,8 +71,10 @@ async def project_next(
     projection: str = PROJECTION,
     *,
     auto_purchase: bool = False,
+    shard: Shard = WHOLE,
+    until: Tracking = END_OF_TIME,
 ) -> BatchResult | None:
-    """Project the next batch; if an event in it is refused, isolate it and park it.
+    """Project the next batch of `shard`; if an event in it is refused, isolate it and park it.
 
     Returns the batch applied (its `events` count may be smaller than `limit`
     while a refused event is being isolated; `quarantined` is 1 when one was
@@ -80,7 +83,9 @@ async def project_next(
     size = limit
     while True:
         try:
-            return await project_batch(connection, size, projection, auto_purchase=auto_purchase)
+            return await project_batch(
+                connection, size, projection, auto_purchase=auto_purchase, shard=shard, until=until
+            )
         except asyncpg.PostgresError as error:
             if not caused_by_data(error):
                 raise
@@ -88,24 +93,24 @@ async def project_next(
                 size //= 2
                 log.warning("a batch was refused (%s); trying %d events", error.sqlstate, size)
                 continue
-            return await _park_next(connection, projection, error)
+            return await _park_next(connection, shard.checkpoint(projection), shard, error)
 
 
 async def _park_next(
-    connection: Connection, projection: str, error: asyncpg.PostgresError
+    connection: Connection, checkpoint: str, shard: Shard, error: asyncpg.PostgresError
 ) -> BatchResult:
     """Park the one event after the checkpoint, which fails alone, and move past it."""
     statements = queries("quarantine.sql")
     async with connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", BATCH_LOCK)
-        after = await event_store.read_tracking(connection, projection)
-        await event_store.copy_next_batch(connection, after, 1)
+        await connection.execute("SELECT pg_advisory_xact_lock_shared($1)", BATCH_LOCK)
+        after = await event_store.read_tracking(connection, checkpoint)
+        await event_store.copy_next_batch(connection, after, 1, shard)
         row = await connection.fetchrow(
             statements["park"], str(error.sqlstate), str(error).replace("\x00", "")[:4000]
         )
         assert row is not None, "the failed event is gone from the store"
         end = event_store.Tracking(row["transaction_id"], row["position"])
-        await event_store.save_tracking(connection, projection, end)
+        await event_store.save_tracking(connection, checkpoint, end)
     log.error(
         "quarantined event %s (%s/%s, organization %s): %s",
         row["position"],
@@ -136,9 +141,17 @@ async def replay(connection: Connection, position: int, projection: str = PROJEC
         await connection.execute("SELECT pg_advisory_xact_lock($1)", BATCH_LOCK)
         if await connection.execute(statements["load_held"], position) != "INSERT 0 1":
             raise NotHeld(f"no event at position {position} is held in quarantine")
-        await scope(connection, await event_store.read_tracking(connection, projection))
+        checkpoint = await shard_checkpoint(connection, position, projection)
+        await scope(connection, await event_store.read_tracking(connection, checkpoint))
         await apply_batch(connection)
         await connection.execute(statements["release"], position, "replayed", None)
+
+
+async def shard_checkpoint(connection: Connection, position: int, projection: str) -> str:
+    """The tracking record of the shard that projects the event at `position`."""
+    count = len(await event_store.layout(connection, projection))
+    shard = await event_store.shard_of_event(connection, position, count)
+    return shard.checkpoint(projection)
 
 
 async def drop(connection: Connection, position: int, reason: str) -> None:

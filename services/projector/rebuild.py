@@ -84,7 +84,8 @@ async def _swap(connection: asyncpg.Connection) -> int:
         rebuilt = await event_store.read_tracking(connection, PROJECTION)
         await connection.execute(sql["swap_tables"])
         await connection.execute(sql["back_to_public"])
-        await event_store.save_tracking(connection, PROJECTION, rebuilt)
+        for shard in await event_store.layout(connection, PROJECTION):
+            await event_store.save_tracking(connection, shard.checkpoint(PROJECTION), rebuilt)
         await connection.execute(sql["release_live_quarantine"])
         await connection.execute(sql["quarantine_from_rebuild"])
         await connection.execute(sql["drop_rebuilt"])

@@ -203,8 +203,9 @@ class Reader:
         )
 
     async def projector_stalled_s(self) -> float | None:
-        """Seconds since the projector last moved while events wait for it; None when none wait.
+        """Seconds since the projector (its most stalled shard) last moved while events wait
+        for it; None when none wait.
 
         A health check, not a credit query: the event store answers it.
         """
-        return await event_store.stalled_for_s(self.pool, PROJECTION)
+        return await event_store.stalled_longest_s(self.pool, PROJECTION)

@@ -22,10 +22,14 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from schemas import TypedEvent
+from services import event_store
+from services.event_store import Shard
 from services.infra import database
 from services.ingest.recorder import prepare_connection as prepare_recorder
-from services.projector.projection import READ_MODELS, prepare_connection
+from services.projector.projection import PROJECTION, READ_MODELS, prepare_connection
+from services.projector.quarantine import project_next
 from services.projector.rebuild import rebuild
+from services.projector.shards import claim
 from tests.support.billing_history import Expected, billing_history, expected_models
 from tests.support.generated_history import History, expected, histories, read_models
 from tests.support.projecting import arrived_one_by_one, project_everything
@@ -250,3 +254,80 @@ async def test_a_correction_counts_where_the_corrected_event_is_not_where_its_co
         assert [tuple(r) for r in modules] == [("3", Decimal(2), 1), ("4", Decimal(1), 1)]
         scenarios = await db.fetch("SELECT scenario_id, credits_used, runs FROM scenario_usage")
         assert [tuple(r) for r in scenarios] == [("scn-1", Decimal(3), 1)]
+
+
+async def project_sharded(
+    url: str, events: list[TypedEvent], rng: random.Random, count: int
+) -> set[int]:
+    """Store `events` in random transactions while `count` shards are projected in a random
+    interleaving with random batch sizes, until every shard is caught up; returns the
+    shards that projected events."""
+    layout = Shard.layout(count)
+    busy: set[int] = set()
+    db = await database.connect(url)
+    try:
+        await prepare_connection(db)
+        await prepare_recorder(db)
+        await claim(db, count)
+
+        async def project(shard: Shard) -> bool:
+            batch = await project_next(db, rng.randint(1, 40), shard=shard)
+            if batch is not None and batch.events:
+                busy.add(shard.index)
+            return batch is not None
+
+        offset = 0
+        while offset < len(events):
+            size = rng.randint(1, 60)
+            await store(db, events[offset : offset + size], first_offset=offset)
+            offset += size
+            for shard in rng.sample(layout, rng.randint(0, count)):
+                await project(shard)
+        while not await event_store.all_caught_up(db, PROJECTION):
+            for shard in rng.sample(layout, count):
+                while await project(shard):
+                    pass
+    finally:
+        await db.close()
+    return busy
+
+
+SHARDED_EXAMPLES = max(HISTORY_EXAMPLES // 3, 4)
+
+
+def test_shards_projected_in_any_interleaving_give_the_oracle_and_the_whole_projection(
+    new_database: Callable[[], str],
+) -> None:
+    """Issue 13, scale out: the projection split in 2 or 3 shards by organization, each
+    with its own checkpoint, projected in random interleavings while events arrive, gives
+    exactly the oracle's read models and those of the whole store projected at once."""
+    url = new_database()
+    split: list[int] = []
+
+    @settings(
+        max_examples=SHARDED_EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+        phases=(Phase.explicit, Phase.generate),
+    )
+    @given(history=histories(), seed=st.integers(0, 2**32), count=st.sampled_from([2, 3]))
+    def check(history: History, seed: int, count: int) -> None:
+        async def run() -> None:
+            await reset(url)
+            rng = random.Random(seed)
+            busy = await project_sharded(url, history.arrival(rng), rng, count)
+            split.append(len(busy))
+            report = await rebuild(url, swap=False)
+            connection = await database.connect(url)
+            try:
+                assert await read_models(connection) == expected(history.events)
+                assert await snapshot(connection) == await snapshot(connection, report.schema)
+            finally:
+                await connection.close()
+
+        asyncio.run(run())
+
+    check()
+    assert max(split) >= 2, f"no example spread its organizations over two shards: {split}"

@@ -19,12 +19,16 @@ class ProjectorProcess(ServiceProcess):
         batch_size: int = 500,
         kafka_bootstrap: str = "",
         topic: str = "",
+        shards: int = 1,
+        lock_retry_s: float = 2.0,
     ) -> None:
         port = free_port()
         env = {
             "METERING_DATABASE_URL": database_url,
             "METERING_PROJECTOR_METRICS_PORT": str(port),
             "METERING_PROJECTOR_BATCH_SIZE": str(batch_size),
+            "METERING_PROJECTOR_SHARDS": str(shards),
+            "METERING_PROJECTOR_LOCK_RETRY_S": str(lock_retry_s),
             "METERING_PROJECTOR_AUTO_PURCHASE": "true" if topic else "false",
             "METERING_KAFKA_BOOTSTRAP": kafka_bootstrap,
             "METERING_EVENTS_TOPIC": topic,

@@ -28,7 +28,7 @@ async def project_everything(db: Connection, batch: int, timeout_s: float = 120)
         if result is not None:
             applied += result.events
             continue
-        if await event_store.caught_up(db, PROJECTION):
+        if await event_store.all_caught_up(db, PROJECTION):
             return applied
         if time.monotonic() > deadline:
             raise TimeoutError("the projection did not reach the head of the store")
