@@ -83,7 +83,7 @@ def main() -> dict[str, float]:
     if database is None:
         database = fresh_database(endpoints.database_url)
         console.print(f"seeding {EVENTS:,} events over 10,000 organizations ...")
-        asyncio.run(seed(database, datetime.now(UTC) - timedelta(days=92)))
+        asyncio.run(seed(database, start=datetime.now(UTC) - timedelta(days=92)))
         console.print("projecting them (rebuild) ...")
         report = asyncio.run(rebuild(database, batch_size=50_000))
         console.print(

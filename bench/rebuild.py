@@ -48,8 +48,10 @@ FROM (
 """
 
 
-async def seed(database: str, start: datetime = datetime(2026, 8, 1, tzinfo=UTC)) -> float:
-    """Fill the store with EVENTS module executions over the 92 days from `start`.
+async def seed(
+    database: str, events: int = EVENTS, start: datetime = datetime(2026, 8, 1, tzinfo=UTC)
+) -> float:
+    """Fill the store with `events` module executions over the 92 days from `start`.
 
     SEED's parameters: first and last event number, start, organizations, seconds spanned.
     """
@@ -57,10 +59,10 @@ async def seed(database: str, start: datetime = datetime(2026, 8, 1, tzinfo=UTC)
     started = time.perf_counter()
     try:
         step = 1_000_000
-        for first in range(0, EVENTS, step):
-            last = min(first + step, EVENTS) - 1
+        for first in range(0, events, step):
+            last = min(first + step, events) - 1
             await connection.execute(SEED, first, last, start, 10_000, 92 * 86400)
-            console.print(f"  seeded {min(first + step, EVENTS):,} events")
+            console.print(f"  seeded {min(first + step, events):,} events")
         await connection.execute("VACUUM ANALYZE events")
     finally:
         await connection.close()
