@@ -28,6 +28,7 @@ from deploy.stack.local import LocalStack
 from services.projector.rebuild import rebuild
 
 EVENTS = int(os.environ.get("BENCH_REBUILD_EVENTS", "10000000"))
+PARALLEL = int(os.environ.get("BENCH_REBUILD_PARALLEL", "2"))
 console = Console()
 
 SEED = """
@@ -116,6 +117,7 @@ def main() -> dict[str, float]:
             rebuild(
                 database,
                 batch_size=50_000,
+                parallel=PARALLEL,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         )
@@ -132,6 +134,7 @@ def main() -> dict[str, float]:
         )
     return {
         "events_per_s": round(rate),
+        "parallel": PARALLEL,
         "events": report.events,
         "seconds": round(report.seconds, 1),
         **{f"peer_matview_{name}_events_per_s": round(r) for name, r in peers.items()},

@@ -73,6 +73,12 @@ def projector_rebuild(
         str, typer.Option(help="The projection to rebuild (today there is one: usage).")
     ] = "usage",
     batch_size: Annotated[int, typer.Option(min=1)] = 20_000,
+    parallel: Annotated[
+        int,
+        typer.Option(
+            min=1, max=64, help="Shards projected side by side, each on its own connection."
+        ),
+    ] = 2,
 ) -> None:
     """Rebuild the read models from position 0 beside the live ones, then swap them in."""
     import asyncio
@@ -97,6 +103,7 @@ def projector_rebuild(
             rebuild(
                 url,
                 batch_size=batch_size,
+                parallel=parallel,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         )

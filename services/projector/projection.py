@@ -86,6 +86,11 @@ async def prepare_connection(connection: Connection) -> None:
         await connection.execute(statement)
 
 
+async def clear_batch(connection: Connection) -> None:
+    """Empty the batch tables (`sql/batch.sql`, clear): first thing in every batch."""
+    await connection.execute(queries("batch.sql")["clear"])
+
+
 async def load_batch(
     connection: Connection,
     after: Tracking,
@@ -100,6 +105,7 @@ async def load_batch(
     before the batch, and the batch's own events are counted under the periods it
     defines, so any cut gives the same read models.
     """
+    await clear_batch(connection)
     copied = await event_store.copy_next_batch(connection, after, limit, shard, until)
     if copied is not None and copied.events:
         await scope(connection, after)

@@ -37,6 +37,7 @@ from services.projector.projection import (
     PROJECTION,
     BatchResult,
     apply_batch,
+    clear_batch,
     prepare_connection,
     project_batch,
     queries,
@@ -104,6 +105,7 @@ async def _park_next(
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock_shared($1)", BATCH_LOCK)
         after = await event_store.read_tracking(connection, checkpoint)
+        await clear_batch(connection)
         await event_store.copy_next_batch(connection, after, 1, shard)
         row = await connection.fetchrow(
             statements["park"], str(error.sqlstate), str(error).replace("\x00", "")[:4000]
@@ -139,6 +141,7 @@ async def replay(connection: Connection, position: int, projection: str = PROJEC
     await prepare_connection(connection)
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", BATCH_LOCK)
+        await clear_batch(connection)
         if await connection.execute(statements["load_held"], position) != "INSERT 0 1":
             raise NotHeld(f"no event at position {position} is held in quarantine")
         checkpoint = await shard_checkpoint(connection, position, projection)

@@ -10,6 +10,7 @@ are in `sql/rebuild.sql`.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import zlib
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from services import event_store
+from services.event_store import END_OF_TIME, Shard, Tracking
 from services.infra import database
 from services.projector.projection import BATCH_LOCK, PROJECTION, prepare_connection, queries
 from services.projector.quarantine import project_next
@@ -44,9 +46,12 @@ async def rebuild(
     batch_size: int = 20_000,
     swap: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    parallel: int = 1,
 ) -> RebuildReport:
     """Project every event into fresh tables; with `swap`, make them the live ones.
 
+    With `parallel` > 1, the store is projected in that many shards by
+    organization (services/projector/shards.py), each on a connection of its own.
     `progress(done, total)` is called after each batch. Without `swap`, the new
     tables stay in the returned schema (for comparing them with the live ones)
     until the next rebuild.
@@ -63,25 +68,53 @@ async def rebuild(
         await prepare_connection(connection)
         total = int(await connection.fetchval(sql["count_events"]))
         done = 0
-        while (batch := await project_next(connection, batch_size)) is not None:
-            done += batch.events
+
+        def count(events: int) -> None:
+            nonlocal done
+            done += events
             if progress is not None:
                 progress(done, max(total, done))
+
+        layout = Shard.layout(parallel)
+        try:
+            async with asyncio.TaskGroup() as builders:
+                for shard in layout:
+                    builders.create_task(_build(database_url, shard, batch_size, count))
+        except* Exception as failed:
+            raise failed.exceptions[0] from None
         if swap:
-            done += await _swap(connection)
+            done += await _swap(connection, layout)
     finally:
         await connection.close()
     return RebuildReport(done, time.perf_counter() - started, REBUILD_SCHEMA, swap)
 
 
-async def _swap(connection: asyncpg.Connection) -> int:
+async def _build(
+    database_url: str, shard: Shard, batch_size: int, count: Callable[[int], None]
+) -> None:
+    """Project one shard of the store into the new tables, on a connection of its own."""
+    connection = await database.connect(database_url)
+    try:
+        await connection.execute(queries("rebuild.sql")["build_beside"])
+        await prepare_connection(connection)
+        while (batch := await project_next(connection, batch_size, shard=shard)) is not None:
+            count(batch.events)
+    finally:
+        await connection.close()
+
+
+async def _swap(connection: asyncpg.Connection, layout: list[Shard]) -> int:
+    """Bring every shard to one point, under the batch lock, then swap the tables in."""
     sql = queries("rebuild.sql")
+    names = [shard.checkpoint(PROJECTION) for shard in layout]
     caught_up = 0
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", BATCH_LOCK)
-        while (batch := await project_next(connection, 50_000)) is not None:
-            caught_up += batch.events
-        rebuilt = await event_store.read_tracking(connection, PROJECTION)
+        for shard in layout:
+            caught_up += await _catch_up(connection, shard, END_OF_TIME)
+        rebuilt = max([await event_store.read_tracking(connection, name) for name in names])
+        for shard in layout:  # the first ones caught up may be behind the last: one point for all
+            caught_up += await _catch_up(connection, shard, rebuilt)
         await connection.execute(sql["swap_tables"])
         await connection.execute(sql["back_to_public"])
         for shard in await event_store.layout(connection, PROJECTION):
@@ -91,3 +124,11 @@ async def _swap(connection: asyncpg.Connection) -> int:
         await connection.execute(sql["drop_rebuilt"])
     await connection.execute(sql["drop_retired"])
     return caught_up
+
+
+async def _catch_up(connection: asyncpg.Connection, shard: Shard, until: Tracking) -> int:
+    """Project `shard` up to `until` (or the high-water mark); the events projected."""
+    events = 0
+    while batch := await project_next(connection, 50_000, shard=shard, until=until):
+        events += batch.events
+    return events

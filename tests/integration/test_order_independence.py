@@ -300,7 +300,7 @@ def test_shards_projected_in_any_interleaving_give_the_oracle_and_the_whole_proj
 ) -> None:
     """Issue 13, scale out: the projection split in 2 or 3 shards by organization, each
     with its own checkpoint, projected in random interleavings while events arrive, gives
-    exactly the oracle's read models and those of the whole store projected at once."""
+    exactly the oracle's read models and those of a rebuild in as many parallel shards."""
     url = new_database()
     split: list[int] = []
 
@@ -319,7 +319,7 @@ def test_shards_projected_in_any_interleaving_give_the_oracle_and_the_whole_proj
             rng = random.Random(seed)
             busy = await project_sharded(url, history.arrival(rng), rng, count)
             split.append(len(busy))
-            report = await rebuild(url, swap=False)
+            report = await rebuild(url, swap=False, parallel=count)
             connection = await database.connect(url)
             try:
                 assert await read_models(connection) == expected(history.events)

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 
 from schemas import TypedEvent
+from services import event_store
 from services.emitter import build_event
-from services.projector.projection import READ_MODELS
+from services.event_store import Shard
+from services.infra import database
+from services.projector.projection import PROJECTION, READ_MODELS, prepare_connection
+from services.projector.quarantine import project_next
 from services.projector.rebuild import rebuild
+from services.projector.shards import claim
 from tests.support.history import history
 from tests.support.projecting import project_everything
 from tests.support.store import store
@@ -112,3 +119,56 @@ async def test_a_swapped_rebuild_serves_and_the_live_projector_carries_on(
         " WHERE nspname LIKE 'rebuild_%' OR nspname LIKE 'retired_%'"
     )
     assert leftovers == 0
+
+
+async def arrive(url: str, events: list[TypedEvent], first: int, per_commit: int) -> None:
+    """Store `events` a few per transaction, slowly, as ingest would under light load."""
+    connection = await database.connect(url)
+    try:
+        for start in range(0, len(events), per_commit):
+            await store(connection, events[start : start + per_commit], first + start)
+            await asyncio.sleep(0.02)
+    finally:
+        await connection.close()
+
+
+async def project_live(url: str, layout: list[Shard], stop: asyncio.Event) -> None:
+    """Every live shard, batch after batch, until `stop` and then caught up."""
+    connection = await database.connect(url)
+    try:
+        await prepare_connection(connection)
+        while True:
+            moved = [await project_next(connection, 200, shard=shard) for shard in layout]
+            if stop.is_set() and await event_store.all_caught_up(connection, PROJECTION):
+                return
+            if not any(moved):
+                await asyncio.sleep(0.01)
+    finally:
+        await connection.close()
+
+
+@pytest.mark.parametrize("parallel", [1, 2, 3])
+async def test_a_rebuild_swapped_in_while_events_arrive_and_shards_project_loses_none(
+    db: asyncpg.Connection, database_url: str, parallel: int
+) -> None:
+    # Issue 13: the rebuild in `parallel` shards on connections of their own; the live
+    # projection in 2 shards goes on throughout; the swap brings every rebuilt shard to
+    # one point and gives it to every live shard.
+    events, expected = history(seed=8, events=6_000, organizations=10)
+    await claim(db, 2)
+    await store(db, events[:3000])
+    stop = asyncio.Event()
+    live = asyncio.create_task(project_live(database_url, Shard.layout(2), stop))
+    writer = asyncio.create_task(arrive(database_url, events[3000:], 3000, per_commit=20))
+
+    report = await rebuild(database_url, batch_size=700, parallel=parallel)
+    assert not writer.done(), "every event arrived before the swap: nothing was tested"
+    await writer
+    stop.set()
+    await live
+
+    assert report.swapped
+    runs = await db.fetch("SELECT organization_id, run_id, credits_used FROM runs")
+    assert {(r[0], r[1]): r[2] for r in runs} == dict(expected.run)
+    used = await db.fetch("SELECT organization_id, period_start, credits_used FROM billing_periods")
+    assert {(r[0], r[1]): r[2] for r in used if r[2]} == dict(expected.period_used)
