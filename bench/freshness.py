@@ -6,16 +6,21 @@ real ingest and projector processes. The projector's own histograms give two
 distributions: from the event's time (projector_freshness_seconds: what a user
 sees, Kafka and ingest included) and from its append to the store
 (projector_store_to_visible_seconds: the projector alone). p50 and p99 are read
-off their buckets by linear interpolation, as Prometheus' histogram_quantile does.
+off their buckets by linear interpolation, as Prometheus' histogram_quantile does,
+summed over every projector process and shard. BENCH_FRESHNESS_INGEST_PROCESSES
+(default 2) ingest processes share the topic's partitions; BENCH_FRESHNESS_PROJECTORS
+(default 2) projector processes run as many shards.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import tempfile
 import time
 import uuid
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,24 +35,49 @@ from tests.support.processes import IngestProcess, ProjectorProcess
 RATE = int(os.environ.get("BENCH_FRESHNESS_RATE", "10000"))
 SECONDS = int(os.environ.get("BENCH_FRESHNESS_SECONDS", "30"))
 INGEST_BATCH = int(os.environ.get("BENCH_FRESHNESS_INGEST_BATCH", "5000"))
+INGESTS = int(os.environ.get("BENCH_FRESHNESS_INGEST_PROCESSES", "2"))
+PROJECTORS = int(os.environ.get("BENCH_FRESHNESS_PROJECTORS", "2"))
+"""Projector processes, and shards: one each."""
 console = Console()
 
 
+async def send_slice(
+    producer: AIOKafkaProducer, topic: str, slice_: dict[int, list[tuple[bytes, bytes]]]
+) -> None:
+    """Send one slice's records as few batches per partition as fit, and wait for them."""
+    pending = []
+    for partition, records in slice_.items():
+        batch = producer.create_batch()
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None, headers=HEADERS) is None:
+                pending.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None, headers=HEADERS)
+        if batch.record_count():
+            pending.append(await producer.send_batch(batch, topic, partition=partition))
+    await asyncio.gather(*pending)
+
+
 async def produce_steadily(bootstrap: str, topic: str) -> int:
-    """Send RATE events a second, in 20 ms slices, each stamped with its send time."""
+    """Send RATE events a second, in 20 ms slices, each stamped with its send time.
+
+    Records go in batches per partition (aiokafka's create_batch): one `send` per
+    record cost the producer more CPU than the pipeline it feeds.
+    """
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
     await producer.start()
+    partitions = sorted(await producer.partitions_for(topic))
     sent = 0
     started = time.perf_counter()
     try:
         while (elapsed := time.perf_counter() - started) < SECONDS:
             stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            pending = []
+            slice_: dict[int, list[tuple[bytes, bytes]]] = {p: [] for p in partitions}
             while sent < int(elapsed * RATE):
                 key, payload = record_value(sent, stamp)
-                pending.append(await producer.send(topic, payload, key=key, headers=HEADERS))
+                slice_[partitions[zlib.crc32(key) % len(partitions)]].append((key, payload))
                 sent += 1
-            await asyncio.gather(*pending)
+            await send_slice(producer, topic, slice_)
             await asyncio.sleep(0.02)
     finally:
         await producer.stop()
@@ -71,16 +101,22 @@ def quantile(q: float, buckets: list[tuple[float, float]]) -> float:
     return lower_bound
 
 
+BUCKET = re.compile(r"^(\w+)_bucket\{(.*)\}$")
+LE = re.compile(r'le="([^"]+)"')
+
+
 def freshness_buckets(
-    metrics: dict[str, float], histogram: str = "projector_freshness_seconds"
+    processes: list[ProjectorProcess], histogram: str = "projector_freshness_seconds"
 ) -> list[tuple[float, float]]:
-    prefix = f'{histogram}_bucket{{le="'
-    found = []
-    for name, count in metrics.items():
-        if name.startswith(prefix):
-            bound = name[len(prefix) :].split('"', 1)[0]
-            found.append((float(bound), count))
-    return sorted(found)
+    """The histogram's cumulative buckets, summed over every process and shard."""
+    summed: dict[float, float] = {}
+    for process in processes:
+        for name, count in process.metrics().items():
+            found = BUCKET.match(name)
+            if found and found[1] == histogram and (le := LE.search(found[2])):
+                bound = float(le[1])
+                summed[bound] = summed.get(bound, 0.0) + count
+    return sorted(summed.items())
 
 
 def main() -> dict[str, float]:
@@ -89,32 +125,44 @@ def main() -> dict[str, float]:
     topic = f"bench.freshness.{uuid.uuid4().hex[:8]}"
     asyncio.run(ensure_topics(endpoints.kafka_bootstrap, [topic]))
     logs = Path(tempfile.mkdtemp())
-    ingest = IngestProcess(
-        database,
-        endpoints.kafka_bootstrap,
-        topic,
-        f"{topic}.dlq",
-        f"bench-{uuid.uuid4().hex[:8]}",
-        logs,
-        max_batch=INGEST_BATCH,
-    )
-    projector = ProjectorProcess(database, logs, batch_size=5000)
-    ingest.start()
-    projector.start()
+    group = f"bench-{uuid.uuid4().hex[:8]}"
+    ingests = [
+        IngestProcess(
+            database,
+            endpoints.kafka_bootstrap,
+            topic,
+            f"{topic}.dlq",
+            group,
+            logs / f"ingest-{n}",
+            max_batch=INGEST_BATCH,
+            instance_id=f"bench-ingest-{n}",
+        )
+        for n in range(INGESTS)
+    ]
+    projectors = [
+        ProjectorProcess(database, logs / f"projector-{n}", batch_size=5000, shards=PROJECTORS)
+        for n in range(PROJECTORS)
+    ]
+    for process in (*ingests, *projectors):
+        process.log_dir.mkdir(parents=True, exist_ok=True)
+        process.start()
     try:
-        console.print(f"sending {RATE:,} events/s for {SECONDS} s ...")
+        console.print(
+            f"sending {RATE:,} events/s for {SECONDS} s to {INGESTS} ingest and "
+            f"{PROJECTORS} projector process(es) ..."
+        )
         sent = asyncio.run(produce_steadily(endpoints.kafka_bootstrap, topic))
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            buckets = freshness_buckets(projector.metrics())
+            buckets = freshness_buckets(projectors)
             if buckets and buckets[-1][1] >= sent:
                 break
             time.sleep(0.5)
-        buckets = freshness_buckets(projector.metrics())
-        from_append = freshness_buckets(projector.metrics(), "projector_store_to_visible_seconds")
+        buckets = freshness_buckets(projectors)
+        from_append = freshness_buckets(projectors, "projector_store_to_visible_seconds")
     finally:
-        projector.stop()
-        ingest.stop()
+        for process in (*projectors, *ingests):
+            process.stop()
     seen = buckets[-1][1] if buckets else 0
     p50, p99 = quantile(0.5, buckets), quantile(0.99, buckets)
     append_p50, append_p99 = quantile(0.5, from_append), quantile(0.99, from_append)
@@ -131,4 +179,6 @@ def main() -> dict[str, float]:
         "rate_per_s": RATE,
         "events": sent,
         "visible": seen,
+        "ingest_processes": INGESTS,
+        "projector_processes": PROJECTORS,
     }
