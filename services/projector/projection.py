@@ -16,7 +16,6 @@ before the event it corrects moves to that event's place when it arrives.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 
 from services import event_store
 from services.event_store import END_OF_TIME, WHOLE, Copied, Shard, Tracking
@@ -64,10 +63,18 @@ READ_MODEL_TOTALS = (
 """From batch_usage into the read models, then (when re-settling) what it emptied is dropped."""
 
 
-@cache
-def auto_purchase_statements() -> tuple[str, ...]:
-    """Auto-purchase decisions: live projector only, never in a rebuild."""
-    return tuple(queries("auto_purchase.sql").values())
+DURABLE_COMMIT = "SET LOCAL synchronous_commit = on"
+"""For a transaction whose effect cannot be derived again: one that decides a purchase
+(its `purchased_at` is the clock's), a rebuild's swap, a reshard."""
+
+
+async def decide_auto_purchases(connection: Connection) -> None:
+    """Auto-purchase decisions for the batch (live projector only, never in a rebuild);
+    a batch that fires one commits durably (DURABLE_COMMIT)."""
+    for name, statement in queries("auto_purchase.sql").items():
+        status = await connection.execute(statement)
+        if name == "fire" and status != "INSERT 0 0":
+            await connection.execute(DURABLE_COMMIT)
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,16 @@ class BatchResult:
 
 
 async def prepare_connection(connection: Connection) -> None:
-    """Create the batch tables (`sql/batch_tables.sql`) on a connection that projects."""
+    """Create the batch tables (`sql/batch_tables.sql`) on a connection that projects,
+    and let its commits return before the WAL is flushed.
+
+    The read models are derived from the store, and each batch moves the checkpoint in
+    the same transaction: a crash that loses the last commits loses the read models'
+    rows and the checkpoint together, and those events are projected again. It spares
+    each batch a WAL flush (about 10 ms on this project's bench machine, 8 % of the
+    projector's time at 500-event batches). The store itself (ingest) stays durable.
+    """
+    await connection.execute("SET synchronous_commit = off")
     for statement in queries("batch_tables.sql").values():
         await connection.execute(statement)
 
@@ -179,8 +195,7 @@ async def project_batch(
         if copied.events:
             await apply_batch(connection)
             if auto_purchase:
-                for statement in auto_purchase_statements():
-                    await connection.execute(statement)
+                await decide_auto_purchases(connection)
         await event_store.save_tracking(connection, name, copied.end)
         ages = await connection.fetch(queries("batch.sql")["batch_ages"])
     return BatchResult(len(ages), copied.end, [(row[0], row[1]) for row in ages])

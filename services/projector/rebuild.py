@@ -21,7 +21,13 @@ import asyncpg
 from services import event_store
 from services.event_store import END_OF_TIME, Shard, Tracking
 from services.infra import database
-from services.projector.projection import BATCH_LOCK, PROJECTION, prepare_connection, queries
+from services.projector.projection import (
+    BATCH_LOCK,
+    DURABLE_COMMIT,
+    PROJECTION,
+    prepare_connection,
+    queries,
+)
 from services.projector.quarantine import project_next
 
 REBUILD_SCHEMA = "projection_rebuild"
@@ -109,6 +115,7 @@ async def _swap(connection: asyncpg.Connection, layout: list[Shard]) -> int:
     names = [shard.checkpoint(PROJECTION) for shard in layout]
     caught_up = 0
     async with connection.transaction():
+        await connection.execute(DURABLE_COMMIT)
         await connection.execute("SELECT pg_advisory_xact_lock($1)", BATCH_LOCK)
         for shard in layout:
             caught_up += await _catch_up(connection, shard, END_OF_TIME)

@@ -25,7 +25,12 @@ from services import event_store
 from services.event_store import LayoutMismatch, Shard, Tracking
 from services.infra import database
 from services.infra.database import Connection
-from services.projector.projection import BATCH_LOCK, PROJECTION, prepare_connection
+from services.projector.projection import (
+    BATCH_LOCK,
+    DURABLE_COMMIT,
+    PROJECTION,
+    prepare_connection,
+)
 from services.projector.quarantine import project_next
 
 
@@ -100,6 +105,7 @@ async def reshard(
             ):
                 caught_up += batch.events
         async with connection.transaction():
+            await connection.execute(DURABLE_COMMIT)
             await connection.execute("SELECT pg_advisory_xact_lock($1)", BATCH_LOCK)
             for shard in old:
                 await event_store.delete_tracking(connection, shard.checkpoint(projection))

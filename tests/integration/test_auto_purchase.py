@@ -12,9 +12,12 @@ import asyncpg
 import pytest
 
 from deploy.stack.local import Endpoints
-from services.emitter import Emitter
+from services.emitter import Emitter, build_event
+from services.projector.projection import prepare_connection, project_batch
+from services.projector.shards import claim
 from tests.support.events import module_execution
 from tests.support.processes import IngestProcess, ProjectorProcess
+from tests.support.store import store
 from tests.support.waiting import eventually
 
 AUTOMATIC = (
@@ -130,3 +133,52 @@ async def _none_unsent(db: asyncpg.Connection) -> bool:
 def _duplicates_seen(ingest: IngestProcess, expected: int) -> bool:
     metric = 'ingest_events_duplicate_total{type="com.metering.credits.purchased.v1"}'
     return ingest.metrics().get(metric, 0) >= expected
+
+
+async def test_only_a_batch_that_buys_waits_for_a_durable_commit(db: asyncpg.Connection) -> None:
+    # Projector batches commit without waiting for the WAL flush (their effect is
+    # derived again after a crash); a purchase's `purchased_at` is the clock's, so a
+    # batch that decides one must not be lost and decided again with another time.
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = now - timedelta(days=10)
+    period = build_event(
+        "com.metering.subscription.period_started.v1",
+        {
+            "organization_id": "org-1",
+            "plan": "core",
+            "plan_credits": "100",
+            "period_start": start,
+            "period_end": now + timedelta(days=20),
+        },
+        source="billing",
+        event_id="sub-1",
+        time=start,
+    )
+    configured = build_event(
+        "com.metering.credits.auto_purchase_configured.v1",
+        {
+            "organization_id": "org-1",
+            "enabled": True,
+            "threshold_credits": "20",
+            "pack_credits": "50",
+        },
+        source="billing",
+        event_id="auto-1",
+        time=start,
+    )
+    await prepare_connection(db)
+    await claim(db, 1)
+    settings = []
+    for n, events in enumerate(
+        [
+            [period, configured],
+            [module_execution("org-1", 1, Decimal(5), when=now)],
+            [module_execution("org-1", 2, Decimal(80), when=now)],
+        ]
+    ):
+        await store(db, events, first_offset=n * 10)
+        async with db.transaction():  # the batch's own transaction is a savepoint in it
+            await project_batch(db, 100, auto_purchase=True)
+            settings.append(await db.fetchval("SHOW synchronous_commit"))
+    assert settings == ["off", "off", "on"]
+    assert await db.fetchval("SELECT count(*) FROM auto_purchase_outbox") == 1

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from services.projector.projection import auto_purchase_statements
+from services.projector.projection import queries
 from services.query_api import billing
 from services.query_api.queries import Reader
 from services.query_api.routes.usage import period_of
@@ -76,7 +76,8 @@ async def record(db: asyncpg.Connection, periods: list[Period], start: datetime)
 async def test_remaining_credits_agree_with_auto_purchase(db: asyncpg.Connection) -> None:
     start = datetime.now(UTC) - timedelta(days=3)
     await record(db, PERIODS, start)
-    clear, collect = auto_purchase_statements()[:2]
+    statements = queries("auto_purchase.sql")
+    clear, collect = statements["clear_candidates"], statements["collect_candidates"]
     assert clear.startswith("TRUNCATE batch_auto_purchase")
     assert collect.startswith("INSERT INTO batch_auto_purchase")
 

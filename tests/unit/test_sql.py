@@ -13,7 +13,6 @@ from services.projector.projection import (
     DEFINITIONS,
     READ_MODEL_TOTALS,
     READ_MODELS,
-    auto_purchase_statements,
     queries,
 )
 
@@ -60,7 +59,8 @@ def test_every_statement_file_of_the_projector_is_run_by_name() -> None:
     assert {name for name in files if f'"{name}"' not in code} == set()
     assert DEFINITIONS[0].startswith("01_")
     assert READ_MODEL_TOTALS[-1] == "cleanup.sql"
-    assert auto_purchase_statements()[0].startswith("TRUNCATE")
+    auto_purchase = list(queries("auto_purchase.sql"))
+    assert (auto_purchase[0], auto_purchase[-1]) == ("clear_candidates", "fire")
 
 
 def test_the_rebuild_creates_and_swaps_exactly_the_read_models() -> None:
