@@ -41,6 +41,8 @@ HEADLINES = (
         "rebuild ÷ materialized view, org by day",
         "≥ 1",
     ),
+    Headline("shards", "one_shard_events_per_s", "live projector, 1 process, events/s", ""),
+    Headline("shards", "speedup_two_shards", "live projector, 2 processes on 2 shards ÷ 1", "≈ 2"),
     Headline("freshness", "p99_s", "freshness p99 from event time, s (10k/s)", "< 1"),
     Headline("freshness", "p99_from_append_s", "freshness p99 from append, s", "< 1"),
     Headline("query", "p99_ms_max", "query API, worst endpoint p99 ms", "< 10"),
