@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaProducer
 from rich.console import Console
 
 from bench.ingest import HEADERS, fresh_database, record_value
-from deploy.stack.local import LocalStack
+from deploy.stack.local import Endpoints, LocalStack
 from services.infra.topics import ensure_topics
 from tests.support.processes import IngestProcess, ProjectorProcess
 
@@ -119,11 +119,10 @@ def freshness_buckets(
     return sorted(summed.items())
 
 
-def main() -> dict[str, float]:
-    endpoints = LocalStack().up()
-    database = fresh_database(endpoints.database_url)
-    topic = f"bench.freshness.{uuid.uuid4().hex[:8]}"
-    asyncio.run(ensure_topics(endpoints.kafka_bootstrap, [topic]))
+def start_pipeline(
+    endpoints: Endpoints, database: str, topic: str
+) -> tuple[list[IngestProcess], list[ProjectorProcess]]:
+    """INGESTS ingest processes in one group and PROJECTORS projectors on as many shards."""
     logs = Path(tempfile.mkdtemp())
     group = f"bench-{uuid.uuid4().hex[:8]}"
     ingests = [
@@ -146,6 +145,15 @@ def main() -> dict[str, float]:
     for process in (*ingests, *projectors):
         process.log_dir.mkdir(parents=True, exist_ok=True)
         process.start()
+    return ingests, projectors
+
+
+def main() -> dict[str, float]:
+    endpoints = LocalStack().up()
+    database = fresh_database(endpoints.database_url)
+    topic = f"bench.freshness.{uuid.uuid4().hex[:8]}"
+    asyncio.run(ensure_topics(endpoints.kafka_bootstrap, [topic]))
+    ingests, projectors = start_pipeline(endpoints, database, topic)
     try:
         console.print(
             f"sending {RATE:,} events/s for {SECONDS} s to {INGESTS} ingest and "

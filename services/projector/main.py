@@ -8,11 +8,14 @@ import signal
 
 from prometheus_client import start_http_server
 
+from services.event_store import LayoutMismatch
 from services.infra.database import POSTGRES_TRANSIENT
 from services.infra.retry import retry_forever
 from services.infra.settings import ConnectionSettings
 from services.projector.service import Projector
 from services.projector.settings import ProjectorSettings
+
+log = logging.getLogger(__name__)
 
 
 async def serve(connection: ConnectionSettings, settings: ProjectorSettings) -> None:
@@ -31,6 +34,14 @@ async def serve(connection: ConnectionSettings, settings: ProjectorSettings) -> 
 
 
 def run() -> None:
-    """Keep the read models up to date until SIGTERM or Ctrl-C."""
+    """Keep the read models up to date until SIGTERM or Ctrl-C.
+
+    Exits with status 2 when the store is split in another number of shards than
+    METERING_PROJECTOR_SHARDS says: projecting it would count events twice.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(serve(ConnectionSettings(), ProjectorSettings()))
+    try:
+        asyncio.run(serve(ConnectionSettings(), ProjectorSettings()))
+    except LayoutMismatch as mismatch:
+        log.error("not starting: %s", mismatch)
+        raise SystemExit(2) from None

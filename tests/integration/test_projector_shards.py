@@ -148,3 +148,20 @@ async def test_two_processes_share_the_shards_and_one_takes_over_a_killed_ones_s
     finally:
         for process in processes:
             process.stop()
+
+
+async def test_a_projector_set_to_another_number_of_shards_refuses_to_start(
+    db: asyncpg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    await claim(db, 1)
+    await store(db, [module_execution("org-1", 1, Decimal("1"))])
+    process = ProjectorProcess(database_url, tmp_path, shards=2)
+    process.start()
+    try:
+        await eventually(lambda: not process.alive(), timeout_s=30)
+        assert process.stop() == 2
+        assert "metering projector reshard 2" in process.log()
+        assert await event_store.checkpoints(db, PROJECTION) == ["usage"]
+        assert await db.fetchval("SELECT count(*) FROM runs") == 0
+    finally:
+        process.stop()
