@@ -147,7 +147,6 @@ CREATE TABLE scenario_usage (
     credits_used    numeric(30,6) NOT NULL DEFAULT 0,
     operations      bigint NOT NULL DEFAULT 0,
     runs            bigint NOT NULL DEFAULT 0,
-    last_run_at     timestamp with time zone,
     PRIMARY KEY (organization_id, scenario_id)
 );
 

@@ -62,7 +62,10 @@ ORDER BY credits_used DESC, scenario_id DESC LIMIT $5
 """
 
 SCENARIO = """
-SELECT s.scenario_id, s.credits_used, s.runs, s.last_run_at,
+SELECT s.scenario_id, s.credits_used, s.runs,
+       (SELECT max(coalesce(r.started_at, r.first_event_at)) FROM runs r  -- runs_history
+        WHERE r.organization_id = s.organization_id AND r.scenario_id = s.scenario_id)
+           AS last_run_at,
        coalesce((SELECT credits_used FROM scenario_period_usage p
                  WHERE p.organization_id = s.organization_id AND p.period_start = $3
                    AND p.scenario_id = s.scenario_id), 0) AS credits_this_period

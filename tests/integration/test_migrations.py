@@ -41,7 +41,7 @@ def test_migrations_apply_to_an_empty_database(empty_database_url: str) -> None:
     migrate(empty_database_url)
 
     assert tables(empty_database_url) == EXPECTED_TABLES
-    assert current_revision(empty_database_url) == "0009_credit_headroom"
+    assert current_revision(empty_database_url) == "0010_last_run_from_runs"
 
 
 def test_migrating_twice_changes_nothing(empty_database_url: str) -> None:

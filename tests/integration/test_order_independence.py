@@ -331,3 +331,53 @@ def test_shards_projected_in_any_interleaving_give_the_oracle_and_the_whole_proj
 
     check()
     assert max(split) >= 2, f"no example spread its organizations over two shards: {split}"
+
+
+@pytest.mark.parametrize("one_by_one", [True, False])
+async def test_a_scenarios_last_run_follows_its_runs_when_a_run_moves_scenario(
+    one_by_one: bool, new_database: Callable[[], str]
+) -> None:
+    # Found by a rebuild in one batch (issue 13): the last run was a running greatest()
+    # that a run moving out of a scenario could not lower. run-2's execution names
+    # scn-b; its run event, later, names scn-a, and the least named wins: run-2 moves.
+    from datetime import UTC, timedelta
+
+    from services.emitter import build_event
+    from services.query_api.queries import SCENARIO
+    from tests.support.events import module_execution
+
+    t1 = datetime(2026, 11, 10, 8, tzinfo=UTC)
+    t2 = t1 + timedelta(hours=5)
+    first = module_execution("org-1", 1, Decimal(1), scenario="scn-b", run="run-1", when=t1)
+    moved = module_execution("org-1", 2, Decimal(2), scenario="scn-b", run="run-2", when=t2)
+    run_event = build_event(
+        "com.metering.scenario_run.finished.v1",
+        {
+            "organization_id": "org-1",
+            "scenario_id": "scn-a",
+            "run_id": "run-2",
+            "trigger": "scheduled",
+            "status": "success",
+            "started_at": t2 - timedelta(minutes=1),
+            "finished_at": t2 + timedelta(minutes=1),
+            "duration_ms": 120_000,
+        },
+        source="runner",
+        event_id="run-2-finished",
+        time=t2 + timedelta(minutes=1),
+    )
+    events = [first, moved, run_event]
+    if one_by_one:
+        context = arrived_one_by_one(new_database(), events)
+    else:
+        context = arrived_one_by_one(new_database(), [])
+    async with context as db:
+        if not one_by_one:
+            await store(db, events)
+            await project_everything(db, 100)
+        last_runs = {}
+        for scenario in ("scn-a", "scn-b"):
+            row = await db.fetchrow(SCENARIO, "org-1", scenario, t1)
+            assert row is not None, scenario
+            last_runs[scenario] = row["last_run_at"]
+    assert last_runs == {"scn-a": t2 - timedelta(minutes=1), "scn-b": t1}

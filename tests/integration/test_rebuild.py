@@ -93,10 +93,11 @@ async def test_a_rebuild_equals_the_live_models_row_for_row(
         await project_everything(db, rng.choice([997, 4999]))
     assert await db.fetchval("SELECT count(*) FROM module_executions") > 90_000
 
-    report = await rebuild(database_url, swap=False)
+    for batch_size in (20_000, 200_000):  # many batches, and all in one
+        report = await rebuild(database_url, swap=False, batch_size=batch_size)
 
-    assert report.events == len(events)
-    assert await differences(db, report.schema) == {}
+        assert report.events == len(events)
+        assert await differences(db, report.schema) == {}, batch_size
 
 
 async def test_a_swapped_rebuild_serves_and_the_live_projector_carries_on(

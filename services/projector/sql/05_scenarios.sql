@@ -1,27 +1,24 @@
 -- scenario_usage --
 -- scenario_usage: all-time credits and runs per scenario; a run counts once,
 -- when its first event (module or run event) is projected, in the scenario
--- 04_runs.sql gives it.
+-- 04_runs.sql gives it. (Its last run is read from runs: queries.py, SCENARIO.)
 WITH usage AS (
     SELECT organization_id, scenario_id, sum(credits_used) AS credits_used,
-           sum(operations) AS operations,
-           max(counted_at) FILTER (WHERE is_execution) AS last_run_at
+           sum(operations) AS operations
     FROM batch_usage WHERE scenario_id IS NOT NULL AND (NOT settled OR moved)
     GROUP BY organization_id, scenario_id
 ), new_runs AS (
-    SELECT organization_id, scenario_id, sum(runs) AS runs, max(first_event_at) AS last_run_at
+    SELECT organization_id, scenario_id, sum(runs) AS runs
     FROM batch_new_runs GROUP BY organization_id, scenario_id
 )
-INSERT INTO scenario_usage AS s (organization_id, scenario_id, credits_used, operations, runs,
-                                 last_run_at)
+INSERT INTO scenario_usage AS s (organization_id, scenario_id, credits_used, operations, runs)
 SELECT organization_id, scenario_id, coalesce(u.credits_used, 0), coalesce(u.operations, 0),
-       coalesce(n.runs, 0), greatest(u.last_run_at, n.last_run_at)
+       coalesce(n.runs, 0)
 FROM usage u FULL JOIN new_runs n USING (organization_id, scenario_id)
 ON CONFLICT (organization_id, scenario_id) DO UPDATE
 SET credits_used = s.credits_used + excluded.credits_used,
     operations = s.operations + excluded.operations,
-    runs = s.runs + excluded.runs,
-    last_run_at = greatest(s.last_run_at, excluded.last_run_at);
+    runs = s.runs + excluded.runs;
 
 -- scenario_period_usage --
 -- scenario_period_usage: the scenarios list of a billing period.
