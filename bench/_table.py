@@ -41,6 +41,7 @@ HEADLINES = (
         "rebuild ÷ materialized view, org by day",
         "≥ 1",
     ),
+    Headline("rebuild", "ratio_vs_duckdb_organization_day", "rebuild ÷ DuckDB, org by day", "≥ 1"),
     Headline("shards", "one_shard_events_per_s", "live projector, 1 process, events/s", ""),
     Headline("shards", "speedup_two_shards", "live projector, 2 processes on 2 shards ÷ 1", "≈ 2"),
     Headline("freshness", "p99_s", "freshness p99 from event time, s (10k/s)", "< 1"),

@@ -72,7 +72,10 @@ def projector_rebuild(
     projection: Annotated[
         str, typer.Option(help="The projection to rebuild (today there is one: usage).")
     ] = "usage",
-    batch_size: Annotated[int, typer.Option(min=1)] = 20_000,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="Events per batch [default: 250,000, REBUILD_BATCH]."),
+    ] = None,
     parallel: Annotated[
         int,
         typer.Option(
@@ -86,7 +89,7 @@ def projector_rebuild(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from services.projector.projection import PROJECTION
-    from services.projector.rebuild import rebuild
+    from services.projector.rebuild import REBUILD_BATCH, rebuild
 
     if projection != PROJECTION:
         raise typer.BadParameter(f"unknown projection {projection!r}; known: {PROJECTION}")
@@ -102,7 +105,7 @@ def projector_rebuild(
         report = asyncio.run(
             rebuild(
                 url,
-                batch_size=batch_size,
+                batch_size=batch_size or REBUILD_BATCH,
                 parallel=parallel,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )

@@ -177,12 +177,14 @@ async def project_batch(
     auto_purchase: bool = False,
     shard: Shard = WHOLE,
     until: Tracking = END_OF_TIME,
+    ages: bool = True,
 ) -> BatchResult | None:
     """Apply the next batch of `shard` (up to `until`) and move its checkpoint, atomically;
     None when caught up.
 
     With `auto_purchase`, purchases the batch causes are decided in the same
-    transaction (into the outbox); a rebuild leaves it off. Batches of different
+    transaction (into the outbox); a rebuild leaves it off, and `ages` too (the ages of
+    its events feed the live projector's freshness metrics only). Batches of different
     shards run side by side (the batch lock is shared); a swap or a reshard takes it alone.
     """
     name = shard.checkpoint(projection)
@@ -197,5 +199,8 @@ async def project_batch(
             if auto_purchase:
                 await decide_auto_purchases(connection)
         await event_store.save_tracking(connection, name, copied.end)
-        ages = await connection.fetch(queries("batch.sql")["batch_ages"])
-    return BatchResult(len(ages), copied.end, [(row[0], row[1]) for row in ages])
+        if not ages:
+            events = await connection.fetchval(queries("batch.sql")["batch_events"])
+            return BatchResult(int(events), copied.end, [])
+        rows = await connection.fetch(queries("batch.sql")["batch_ages"])
+    return BatchResult(len(rows), copied.end, [(row[0], row[1]) for row in rows])

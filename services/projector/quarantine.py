@@ -74,8 +74,10 @@ async def project_next(
     auto_purchase: bool = False,
     shard: Shard = WHOLE,
     until: Tracking = END_OF_TIME,
+    ages: bool = True,
 ) -> BatchResult | None:
-    """Project the next batch of `shard`; if an event in it is refused, isolate it and park it.
+    """Project the next batch of `shard` (project_batch); if an event in it is refused,
+    isolate it and park it.
 
     Returns the batch applied (its `events` count may be smaller than `limit`
     while a refused event is being isolated; `quarantined` is 1 when one was
@@ -85,7 +87,13 @@ async def project_next(
     while True:
         try:
             return await project_batch(
-                connection, size, projection, auto_purchase=auto_purchase, shard=shard, until=until
+                connection,
+                size,
+                projection,
+                auto_purchase=auto_purchase,
+                shard=shard,
+                until=until,
+                ages=ages,
             )
         except asyncpg.PostgresError as error:
             if not caused_by_data(error):

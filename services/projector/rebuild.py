@@ -32,6 +32,11 @@ from services.projector.quarantine import project_next
 
 REBUILD_SCHEMA = "projection_rebuild"
 REBUILD_LOCK = zlib.crc32(b"metering.projection.rebuild")
+REBUILD_BATCH = 250_000
+"""Events per batch of a rebuild. Each read-model statement runs once per batch, and a
+batch's rows are grouped before they meet the tables' indexes: over 500k events on 2
+cores, 250k-event batches rebuilt 23.9k events/s against 17.4k with 50k-event batches.
+The batch tables take a few hundred MB of temporary files at this size."""
 
 
 class RebuildRunning(Exception):
@@ -49,7 +54,7 @@ class RebuildReport:
 async def rebuild(
     database_url: str,
     *,
-    batch_size: int = 20_000,
+    batch_size: int = REBUILD_BATCH,
     swap: bool = True,
     progress: Callable[[int, int], None] | None = None,
     parallel: int = 1,
@@ -103,7 +108,7 @@ async def _build(
     try:
         await connection.execute(queries("rebuild.sql")["build_beside"])
         await prepare_connection(connection)
-        while (batch := await project_next(connection, batch_size, shard=shard)) is not None:
+        while (batch := await project_next(connection, batch_size, shard=shard, ages=False)) is not None:
             count(batch.events)
     finally:
         await connection.close()
@@ -136,6 +141,6 @@ async def _swap(connection: asyncpg.Connection, layout: list[Shard]) -> int:
 async def _catch_up(connection: asyncpg.Connection, shard: Shard, until: Tracking) -> int:
     """Project `shard` up to `until` (or the high-water mark); the events projected."""
     events = 0
-    while batch := await project_next(connection, 50_000, shard=shard, until=until):
+    while batch := await project_next(connection, REBUILD_BATCH, shard=shard, until=until, ages=False):
         events += batch.events
     return events

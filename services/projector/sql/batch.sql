@@ -31,6 +31,10 @@ SELECT EXISTS (
     WHERE type LIKE 'com.metering.subscription.period_started.%'
 );
 
+-- batch_events --
+-- How many events the batch projected (a rebuild's count; it measures no ages).
+SELECT count(*) FROM projector_batch;
+
 -- batch_ages --
 -- For each event of the batch, seconds since its own time and since it was stored.
 SELECT extract(epoch FROM clock_timestamp() - time)::float8 AS since_time,
