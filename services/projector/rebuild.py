@@ -108,7 +108,9 @@ async def _build(
     try:
         await connection.execute(queries("rebuild.sql")["build_beside"])
         await prepare_connection(connection)
-        while (batch := await project_next(connection, batch_size, shard=shard, ages=False)) is not None:
+        while (
+            batch := await project_next(connection, batch_size, shard=shard, ages=False)
+        ) is not None:
             count(batch.events)
     finally:
         await connection.close()
@@ -141,6 +143,8 @@ async def _swap(connection: asyncpg.Connection, layout: list[Shard]) -> int:
 async def _catch_up(connection: asyncpg.Connection, shard: Shard, until: Tracking) -> int:
     """Project `shard` up to `until` (or the high-water mark); the events projected."""
     events = 0
-    while batch := await project_next(connection, REBUILD_BATCH, shard=shard, until=until, ages=False):
+    while batch := await project_next(
+        connection, REBUILD_BATCH, shard=shard, until=until, ages=False
+    ):
         events += batch.events
     return events
