@@ -40,6 +40,15 @@ class DecodedBatch:
     events: list[NewEvent]
     rejections: list[Rejection]
 
+    @classmethod
+    def joined(cls, parts: Sequence[DecodedBatch]) -> DecodedBatch:
+        """One batch of several decoded one after another, in their order."""
+        return cls(
+            [record for part in parts for record in part.records],
+            [event for part in parts for event in part.events],
+            [rejection for part in parts for rejection in part.rejections],
+        )
+
 
 @dataclass(frozen=True)
 class BatchReport:

@@ -1,8 +1,9 @@
 """The ingest loop: batch N+1 is fetched and decoded while batch N is written.
 
 Decoding is Python work and writing is mostly PostgreSQL's, so the two overlap:
-the loop reads a batch from Kafka, decodes it, then waits for the write of the
-previous batch, and starts this one's. A batch's offsets are committed, as the
+the loop reads a batch from Kafka, decodes it a chunk at a time (the write in
+flight moves on between chunks), then waits for the write of the previous
+batch, and starts this one's. A batch's offsets are committed, as the
 exact offsets after its records, only once its write returned (durable), and
 batches are written and committed in the order they were read, so the
 committed position never runs ahead of the store.
@@ -29,6 +30,9 @@ from services.ingest.ingestor import DecodedBatch, Ingestor
 from services.ingest.records import RawRecord, RecordOrigin
 
 log = logging.getLogger(__name__)
+
+DECODE_CHUNK = 250
+"""Records decoded between two turns of the event loop (a few milliseconds of work)."""
 
 
 def to_raw(record: Any) -> RawRecord:
@@ -124,10 +128,9 @@ class IngestPipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         )
         if not fetched:
             return None
-        records = [to_raw(r) for partition in fetched.values() for r in partition]
         first = {tp: rs[0].offset for tp, rs in fetched.items()}
         try:
-            decoded = self._ingestor.decode_batch(records)
+            decoded = await self._decode([r for partition in fetched.values() for r in partition])
         except Exception:
             for tp, offset in first.items():  # a bug, not a record: read them again
                 self._consumer.seek(tp, offset)
@@ -138,6 +141,21 @@ class IngestPipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             after={tp: rs[-1].offset + 1 for tp, rs in fetched.items()},
             generation=self._generation,
         )
+
+    async def _decode(self, fetched: list[Any]) -> DecodedBatch:
+        """Decode a batch a chunk at a time, letting the write in flight go on between chunks.
+
+        The write is a few statements in a row, and the event loop sends each one
+        once the one before has returned. Decoding a whole batch at once held the
+        loop for its whole length, so PostgreSQL sat idle between statements and
+        decoding and writing took turns instead of overlapping.
+        """
+        parts = []
+        for start in range(0, len(fetched), DECODE_CHUNK):
+            chunk = [to_raw(record) for record in fetched[start : start + DECODE_CHUNK]]
+            parts.append(self._ingestor.decode_batch(chunk))
+            await asyncio.sleep(0)
+        return DecodedBatch.joined(parts)
 
     async def _write(self, batch: ReadBatch) -> bool:
         """Store and commit; False (and the batch kept in `_failed`) if storing failed."""
