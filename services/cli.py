@@ -259,6 +259,21 @@ def quarantine_drop(
     console.print(f"dropped event {position}: {reason}")
 
 
+@app.command("purge")
+def purge_command() -> None:
+    """Purge now what is past its retention (METERING_RETENTION_*): rejected records and
+    replayed quarantine records. The services also do it every METERING_RETENTION_INTERVAL_S."""
+    from services.retention import PURGES, RetentionSettings, purge_expired
+
+    settings = RetentionSettings()
+
+    async def purge_all(connection: Connection) -> dict[str, int]:
+        return {table: await purge_expired(connection, table, settings) for table in PURGES}
+
+    for table, count in _with_database(purge_all).items():
+        console.print(f"{table}: {count:,} rows purged")
+
+
 def _with_database(work: Callable[[Connection], Awaitable[T]]) -> T:
     """Run `work` on a connection to METERING_DATABASE_URL."""
     import asyncio

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime"}
 
+DAY_MS = 86_400_000
 
-async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int = 4) -> None:
-    """Create the topics if missing, with LogAppendTime (correctness rule 7)."""
+
+async def ensure_topics(
+    bootstrap: str,
+    topics: Sequence[str],
+    partitions: int = 4,
+    retention_days: Mapping[str, int] | None = None,
+) -> None:
+    """Create the topics if missing, with LogAppendTime (correctness rule 7); a topic
+    named in `retention_days` keeps its records that many days (`retention.ms`), set
+    on an existing topic too."""
+    retention = dict(retention_days or {})
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -21,7 +32,22 @@ async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int =
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another process was quicker
                 await admin.create_topics(
-                    [NewTopic(t, partitions, 1, topic_configs=TOPIC_CONFIG) for t in missing]
+                    [
+                        NewTopic(t, partitions, 1, topic_configs=_config(t, retention))
+                        for t in missing
+                    ]
                 )
+        kept = [t for t in topics if t in existing and t in retention]
+        if kept:
+            # AlterConfigs replaces a topic's whole configuration: LogAppendTime goes with it.
+            await admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, t, _config(t, retention)) for t in kept]
+            )
     finally:
         await admin.close()
+
+
+def _config(topic: str, retention_days: Mapping[str, int]) -> dict[str, str]:
+    if topic not in retention_days:
+        return dict(TOPIC_CONFIG)
+    return {**TOPIC_CONFIG, "retention.ms": str(retention_days[topic] * DAY_MS)}

@@ -44,3 +44,7 @@ FAILED_BATCHES = Counter(
     "ingest_failed_batches_total",
     "Batches the store refused as a whole; each was split until the refused records were found",
 )
+PURGED = Counter(
+    "ingest_rejected_purged_total",
+    "Rejected records purged from rejected_events past their retention (METERING_RETENTION_)",
+)

@@ -28,6 +28,7 @@ from services.ingest.ingestor import Ingestor
 from services.ingest.pipeline import IngestPipeline
 from services.ingest.recorder import prepare_connection
 from services.ingest.settings import IngestSettings
+from services.retention import RetentionSettings, purge_periodically
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,15 @@ log = logging.getLogger(__name__)
 class IngestService:
     """The consumer, the pipeline that writes its batches, and the DLQ broker, started together."""
 
-    def __init__(self, connection: ConnectionSettings, settings: IngestSettings) -> None:
+    def __init__(
+        self,
+        connection: ConnectionSettings,
+        settings: IngestSettings,
+        retention: RetentionSettings | None = None,
+    ) -> None:
         self.connection = connection
         self.settings = settings
+        self.retention = retention or RetentionSettings()
         self.broker = KafkaBroker(
             connection.kafka_bootstrap, graceful_timeout=settings.graceful_timeout_s, logger=log
         )
@@ -46,11 +53,19 @@ class IngestService:
         self._pipeline: IngestPipeline | None = None
         self._running: asyncio.Task[None] | None = None
         self._lag_task: asyncio.Task[None] | None = None
+        self._purge_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         topics = [self.connection.events_topic, self.connection.dlq_topic]
-        await ensure_topics(self.connection.kafka_bootstrap, topics)
+        kept = self.retention.dead_letter_days
+        retention = {self.connection.dlq_topic: kept} if kept is not None else {}
+        await ensure_topics(self.connection.kafka_bootstrap, topics, retention_days=retention)
         self.pool = await create_pool(self.connection.database_url, init=prepare_connection)
+        self._purge_task = asyncio.create_task(
+            purge_periodically(
+                self.connection.database_url, "rejected_events", self.retention, metrics.PURGED.inc
+            )
+        )
         ingestor = Ingestor(
             self.pool,
             KafkaDeadLetters(
@@ -98,8 +113,9 @@ class IngestService:
             await self.consumer.stop()
 
     async def stop(self) -> None:
-        if self._lag_task is not None:
-            self._lag_task.cancel()
+        for task in (self._lag_task, self._purge_task):
+            if task is not None:
+                task.cancel()
         if self.pool is not None:
             await self.pool.close()
 

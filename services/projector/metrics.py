@@ -76,3 +76,7 @@ PURCHASE_SEND_ERRORS = Counter(
     "projector_auto_purchase_send_errors_total",
     "Failed attempts to send auto-purchases from the outbox (each retried with backoff)",
 )
+PURGED = Counter(
+    "projector_quarantine_purged_total",
+    "Replayed quarantine records purged past their retention (METERING_RETENTION_)",
+)

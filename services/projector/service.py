@@ -38,6 +38,7 @@ from services.projector.projection import PROJECTION, BatchResult, prepare_conne
 from services.projector.purchases import PurchaseSender
 from services.projector.quarantine import held_count, project_next
 from services.projector.settings import ProjectorSettings
+from services.retention import RetentionSettings, purge_periodically
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,11 @@ class Projector:
         sender = (
             asyncio.create_task(self.purchases.run(stop)) if self.settings.auto_purchase else None
         )
+        purging = asyncio.create_task(
+            purge_periodically(
+                self.database_url, "projector_quarantine", RetentionSettings(), metrics.PURGED.inc
+            )
+        )
         try:
             await self._check_layout()
             try:
@@ -88,6 +94,7 @@ class Projector:
             except* LayoutMismatch as mismatch:
                 raise mismatch.exceptions[0] from None
         finally:
+            purging.cancel()
             if sender is not None:
                 sender.cancel()
 

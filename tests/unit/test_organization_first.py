@@ -74,6 +74,10 @@ class _Strings(ast.NodeVisitor):
         self.generic_visit(node)
         self.owner = outer
 
+    def visit_Expr(self, node: ast.Expr) -> None:
+        if not isinstance(node.value, ast.Constant):  # a bare string is a docstring, not SQL
+            self.generic_visit(node)
+
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
         self._within(node.name, node)
 
