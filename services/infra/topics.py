@@ -39,12 +39,36 @@ async def ensure_topics(
                 )
         kept = [t for t in topics if t in existing and t in retention]
         if kept:
-            # AlterConfigs replaces a topic's whole configuration: LogAppendTime goes with it.
+            # AlterConfigs replaces what was set on a topic: what was set stays, ours on top.
+            was_set = await _set_configs(admin, kept)
             await admin.alter_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, t, _config(t, retention)) for t in kept]
+                [
+                    ConfigResource(
+                        ConfigResourceType.TOPIC, t, {**was_set[t], **_config(t, retention)}
+                    )
+                    for t in kept
+                ]
             )
     finally:
         await admin.close()
+
+
+DYNAMIC_TOPIC_CONFIG = 1
+"""DescribeConfigs' config source of a value set on the topic itself."""
+
+
+async def _set_configs(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, dict[str, str]]:
+    """The configuration values set on each topic itself (not the broker's defaults)."""
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, t) for t in topics]
+    )
+    found: dict[str, dict[str, str]] = {t: {} for t in topics}
+    for response in responses:
+        for _error, _message, _type, name, entries in response.resources:
+            found[name] = {
+                entry[0]: entry[1] for entry in entries if entry[3] == DYNAMIC_TOPIC_CONFIG
+            }
+    return found
 
 
 def _config(topic: str, retention_days: Mapping[str, int]) -> dict[str, str]:

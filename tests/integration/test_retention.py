@@ -149,8 +149,25 @@ async def test_the_dead_letter_topic_keeps_its_records_for_its_retention(
     config = await topic_config(servers.kafka_bootstrap, topic)
     assert config["retention.ms"] == str(7 * DAY_MS)
     assert config["message.timestamp.type"] == "LogAppendTime"
-    # An existing topic is changed too, and keeps LogAppendTime (AlterConfigs replaces all).
+    # An operator sets something else on the topic: a restart with another retention
+    # changes the retention and keeps the rest (AlterConfigs replaces what was set).
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, {**config_set(config), **OPERATOR})]
+        )
+    finally:
+        await admin.close()
     await ensure_topics(servers.kafka_bootstrap, [topic], retention_days={topic: 3})
     config = await topic_config(servers.kafka_bootstrap, topic)
     assert config["retention.ms"] == str(3 * DAY_MS)
     assert config["message.timestamp.type"] == "LogAppendTime"
+    assert config["max.message.bytes"] == OPERATOR["max.message.bytes"]
+
+
+OPERATOR = {"max.message.bytes": "2000000"}
+
+
+def config_set(config: dict[str, str]) -> dict[str, str]:
+    return {k: config[k] for k in ("retention.ms", "message.timestamp.type")}
