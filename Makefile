@@ -13,7 +13,7 @@ AUDIT_IGNORE :=
 # --strict: a package the audit cannot look up fails it, as a vulnerability does.
 AUDIT_FLAGS ?= --strict
 
-.PHONY: run test unit lint audit lock deps venv stack-up stack-down bench clean
+.PHONY: run test unit lint audit lock deps venv stack-up stack-down bench bench-clean clean
 
 # The local stack and the demo are dev tooling, run from the checkout.
 DEV := $(BIN)/python -m deploy
@@ -70,6 +70,10 @@ stack-down: venv
 
 bench: deps venv
 	$(BIN)/python -m bench $(B)
+
+# Drops every database a bench left in the local stack (or kept: BENCH_QUERY_DATABASE).
+bench-clean: venv
+	$(BIN)/python -m bench --clean
 
 clean: stack-down
 	rm -rf .stack $(VENV)

@@ -100,14 +100,31 @@ async def produce(bootstrap: str, topic: str) -> float:
     return EVENTS / (time.perf_counter() - started)
 
 
+CREATED: list[str] = []
+"""Databases the benches of this process made; `python -m bench` drops them after each
+bench (a bench that means one to be reused takes it out of the list)."""
+
+
 def fresh_database(url: str) -> str:
     name = f"bench_ingest_{uuid.uuid4().hex[:8]}"
     admin = url.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     database = url.rsplit("/", 1)[0] + f"/{name}"
+    CREATED.append(database)
     migrate(database)
     return database
+
+
+def drop_databases(databases: Iterable[str]) -> int:
+    """Drop these databases (their connections too); how many there were."""
+    dropped = 0
+    for database in databases:
+        server, name = database.rsplit("/", 1)
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        dropped += 1
+    return dropped
 
 
 def rss_mb(pid: int, field: str) -> float:
