@@ -103,7 +103,7 @@ DUCKDB_VIEWS = {
         "organization_id, run_id, module_id",
     ),
 }
-"""For each view: what DuckDB asks PostgreSQL for (its JSON operators on text were 15x
+"""For each view: what DuckDB asks PostgreSQL for (its JSON operators on text were 13x
 slower than PostgreSQL's on jsonb here, so the fields are extracted where they are
 stored, as a team would), and the grouping DuckDB does."""
 
