@@ -117,14 +117,15 @@ def fresh_database(url: str) -> str:
 
 
 def drop_databases(databases: Iterable[str]) -> int:
-    """Drop these databases (their connections too); how many there were."""
-    dropped = 0
-    for database in databases:
-        server, name = database.rsplit("/", 1)
-        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        dropped += 1
-    return dropped
+    """Drop these databases of one server (their connections too); how many there were."""
+    urls = list(databases)
+    if not urls:
+        return 0
+    server = urls[0].rsplit("/", 1)[0]
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        for url in urls:
+            conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    return len(urls)
 
 
 def rss_mb(pid: int, field: str) -> float:

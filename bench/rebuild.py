@@ -165,8 +165,9 @@ async def check_totals(database: str) -> None:
     connection = await asyncpg.connect(database)
     try:
         for name, ours in TOTALS.items():
+            totals = "SELECT count(*), sum(c) FROM {}"
             found = {
-                table: tuple(await connection.fetch(f"SELECT count(*), sum(c) FROM {table}"))
+                table: tuple(await connection.fetchrow(totals.format(table)) or ())
                 for table in (
                     f"(SELECT credits_used AS c FROM {ours}) o",
                     f"(SELECT credits AS c FROM peer_{name}) m",
