@@ -217,12 +217,12 @@ def decode_rate(n: int = 100_000) -> tuple[float, list[NewEvent]]:
 async def append_rate(database: str, events: list[NewEvent], batch: int = 5000) -> float:
     conn = await asyncpg.connect(database)
     await prepare_connection(conn)
-    await conn.execute("TRUNCATE events")
+    await conn.execute("TRUNCATE events, event_keys")
     started = time.perf_counter()
     for i in range(0, len(events), batch):
         await append(conn, events[i : i + batch], [])
     rate = len(events) / (time.perf_counter() - started)
-    await conn.execute("TRUNCATE events")
+    await conn.execute("TRUNCATE events, event_keys")
     await conn.close()
     return rate
 

@@ -38,6 +38,11 @@ quarantine_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(quarantine_app, name="quarantine")
+archive_app = typer.Typer(
+    help="Months of the event store moved to files, and back (services/archive.py).",
+    no_args_is_help=True,
+)
+app.add_typer(archive_app, name="archive")
 console = Console()
 
 
@@ -89,7 +94,7 @@ def projector_rebuild(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from services.projector.projection import PROJECTION
-    from services.projector.rebuild import REBUILD_BATCH, rebuild
+    from services.projector.rebuild import REBUILD_BATCH, MonthsArchived, rebuild
 
     if projection != PROJECTION:
         raise typer.BadParameter(f"unknown projection {projection!r}; known: {PROJECTION}")
@@ -102,14 +107,18 @@ def projector_rebuild(
     )
     with Progress(*columns, console=console) as bar:
         task = bar.add_task(f"rebuilding {projection}", total=None)
-        report = asyncio.run(
-            rebuild(
-                url,
-                batch_size=batch_size or REBUILD_BATCH,
-                parallel=parallel,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
+        try:
+            report = asyncio.run(
+                rebuild(
+                    url,
+                    batch_size=batch_size or REBUILD_BATCH,
+                    parallel=parallel,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
             )
-        )
+        except MonthsArchived as error:
+            console.print(f"[red]{error}[/red]")
+            raise typer.Exit(2) from None
     rate = report.events / report.seconds if report.seconds else 0
     console.print(
         f"rebuilt {projection}: {report.events:,} events in {report.seconds:.1f} s "
@@ -234,7 +243,7 @@ def quarantine_replay(
 
     try:
         _with_database(lambda db: quarantine.replay(db, position))
-    except quarantine.NotHeld as error:
+    except (quarantine.NotHeld, quarantine.StillArchived) as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None
     except asyncpg.PostgresError as error:
@@ -257,6 +266,71 @@ def quarantine_drop(
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None
     console.print(f"dropped event {position}: {reason}")
+
+
+@archive_app.command("list")
+def archive_list() -> None:
+    """The months archived out of the store, and those restored."""
+    from rich.table import Table
+
+    from services.archive import archives
+
+    table = Table("month", "events", "positions", "reaches until", "file", "archived", "restored")
+    for archive in _with_database(archives):
+        table.add_row(
+            archive.month,
+            f"{archive.events:,}",
+            f"{archive.first_position}-{archive.last_position}",
+            str(archive.reaches_until),
+            archive.file,
+            str(archive.archived_at),
+            str(archive.restored_at or "-"),
+        )
+    console.print(table)
+
+
+@archive_app.command("month")
+def archive_month_command(
+    month: Annotated[str, typer.Argument(help="The UTC month, YYYY-MM; it must have ended.")],
+    to: Annotated[Path, typer.Option(help="The directory the file is written to.")],
+) -> None:
+    """Move a past, wholly projected month of the event store to a file. Its keys stay, the
+    read models do not change; events that reach back to it wait in quarantine for it."""
+    from services.archive import ArchiveRefused, archive_month
+    from services.partitions import Month
+
+    try:
+        archived = _with_database(lambda db: archive_month(db, Month.parse(month), to))
+    except (ArchiveRefused, ValueError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    console.print(
+        f"archived {archived.month}: {archived.events:,} events to {archived.file}"
+        f" (sha256 {archived.file_sha256})"
+    )
+
+
+@archive_app.command("restore")
+def archive_restore_command(
+    month: Annotated[str, typer.Argument(help="The archived month, YYYY-MM.")],
+    file: Annotated[
+        Path | None, typer.Option(help="The archive's file, if it moved since.")
+    ] = None,
+) -> None:
+    """Put an archived month back in the store, checked against its SHA-256, and replay
+    the events that waited for it."""
+    from services.archive import ArchiveRefused, restore_month
+    from services.partitions import Month
+
+    try:
+        restored = _with_database(lambda db: restore_month(db, Month.parse(month), file))
+    except (ArchiveRefused, ValueError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    console.print(
+        f"restored {restored.archive.month}: {restored.archive.events:,} events;"
+        f" {restored.replayed} held events replayed, {restored.still_held} still wait"
+    )
 
 
 @app.command("purge")

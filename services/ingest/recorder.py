@@ -1,7 +1,8 @@
 """Appends a batch to the event store in one transaction, set-based.
 
 A batch is copied (COPY) into a temporary table and inserted with one
-statement; the unique (source, id) key drops duplicates. An event whose id is
+statement; an id already in event_keys (every id ever stored, across the
+store's monthly partitions and its archived months) is not inserted again. An event whose id is
 already stored with a different payload is a conflict: the first one stays,
 the second goes to rejected_events. A redelivered Kafka record (same topic,
 partition and offset as the stored event) is neither: it is simply already
@@ -13,6 +14,8 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
+
+import asyncpg
 
 from services import event_store
 from services.infra.database import Connection
@@ -45,25 +48,33 @@ _INCOMING_COLUMNS = (
     "kafka_offset",
 )
 
+# The batch's first copy of each id not yet stored. The statement's trigger claims the ids
+# in event_keys: one that a concurrent writer claimed after the check fails it with a
+# unique violation, and the batch is appended again (`append`).
 _INSERT_EVENTS = """
 INSERT INTO events (source, id, type, organization_id, time, data, payload_sha256,
                     kafka_topic, kafka_partition, kafka_offset)
 SELECT source, id, type, organization_id, time, data, payload_sha256,
        kafka_topic, kafka_partition, kafka_offset
-FROM incoming_events ORDER BY ord
-ON CONFLICT (source, id) DO NOTHING
+FROM incoming_events i
+WHERE i.ord = ANY($1::integer[])
+  AND NOT EXISTS (SELECT 1 FROM event_keys k WHERE k.source = i.source AND k.id = i.id)
+ORDER BY ord
 RETURNING source, id
 """
 
 # A separate statement from the insert, so it sees rows that concurrent
 # writers committed while the insert waited on them, and the rows the insert
-# itself stored: each copy is compared with the stored one.
+# itself stored: each copy is compared with the stored one (its digest is kept in
+# event_keys, so also when its month is archived; then it is never a redelivery).
 _CLASSIFY_NOT_INSERTED = """
 SELECT i.ord,
-       e.payload_sha256 = i.payload_sha256 AS same_payload,
-       (e.kafka_topic, e.kafka_partition, e.kafka_offset)
+       k.payload_sha256 = i.payload_sha256 AS same_payload,
+       e.position IS NOT NULL AND (e.kafka_topic, e.kafka_partition, e.kafka_offset)
          IS NOT DISTINCT FROM (i.kafka_topic, i.kafka_partition, i.kafka_offset) AS redelivered
-FROM incoming_events i JOIN events e USING (source, id)
+FROM incoming_events i
+JOIN event_keys k USING (source, id)
+LEFT JOIN events e ON e.position = k.position
 WHERE NOT (i.ord = ANY($1::integer[]))
 ORDER BY i.ord
 """
@@ -170,6 +181,10 @@ def _rejection_row(rejection: Rejection) -> tuple[object, ...]:
     )
 
 
+CLAIM_ATTEMPTS = 3
+"""Times a batch is appended when a concurrent writer stores one of its ids first."""
+
+
 async def append(
     connection: Connection,
     events: list[NewEvent],
@@ -180,8 +195,23 @@ async def append(
     Every copy of an id is judged against the copy that is stored (the first
     one ever, or the batch's first when the id is new), never against another
     refused copy: an exact copy that arrives after a conflicting one is a
-    duplicate, not a conflict.
+    duplicate, not a conflict. When another writer stores one of the batch's ids
+    between the check and the insert, the transaction is rolled back and the batch
+    appended again: that id is then a duplicate or a conflict like any other.
     """
+    for _ in range(CLAIM_ATTEMPTS - 1):
+        try:
+            return await _append_once(connection, events, rejections)
+        except asyncpg.UniqueViolationError:
+            continue
+    return await _append_once(connection, events, rejections)
+
+
+async def _append_once(
+    connection: Connection,
+    events: list[NewEvent],
+    rejections: list[Rejection],
+) -> AppendResult:
     result = AppendResult()
     first_of: dict[tuple[str, str], int] = {}
     for index, event in enumerate(events):
@@ -194,7 +224,7 @@ async def append(
                 columns=_INCOMING_COLUMNS,
                 records=[_event_row(i, event) for i, event in enumerate(events)],
             )
-            inserted = await connection.fetch(_INSERT_EVENTS)
+            inserted = await connection.fetch(_INSERT_EVENTS, sorted(first_of.values()))
             inserted_ords = sorted(first_of[(row["source"], row["id"])] for row in inserted)
             result.accepted = [events[i] for i in inserted_ords]
             if result.accepted:

@@ -28,6 +28,7 @@ from services.ingest.ingestor import Ingestor
 from services.ingest.pipeline import IngestPipeline
 from services.ingest.recorder import prepare_connection
 from services.ingest.settings import IngestSettings
+from services.partitions import keep_partitions_ahead
 from services.retention import RetentionSettings, purge_periodically
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class IngestService:
         self._running: asyncio.Task[None] | None = None
         self._lag_task: asyncio.Task[None] | None = None
         self._purge_task: asyncio.Task[None] | None = None
+        self._partitions_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         topics = [self.connection.events_topic, self.connection.dlq_topic]
@@ -65,6 +67,9 @@ class IngestService:
             purge_periodically(
                 self.connection.database_url, "rejected_events", self.retention, metrics.PURGED.inc
             )
+        )
+        self._partitions_task = asyncio.create_task(
+            keep_partitions_ahead(self.connection.database_url)
         )
         ingestor = Ingestor(
             self.pool,
@@ -113,7 +118,7 @@ class IngestService:
             await self.consumer.stop()
 
     async def stop(self) -> None:
-        for task in (self._lag_task, self._purge_task):
+        for task in (self._lag_task, self._purge_task, self._partitions_task):
             if task is not None:
                 task.cancel()
         if self.pool is not None:

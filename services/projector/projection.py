@@ -130,11 +130,13 @@ async def load_batch(
 
 async def scope(connection: Connection, projected: Tracking) -> None:
     """Say what the read models hold before the batch: the store up to `projected`,
-    less the events held in or dropped from quarantine (batch_tables.sql)."""
+    less the events held in or dropped from quarantine (batch_tables.sql); hold the
+    batch's events that reach back to an archived month (services/archive.py)."""
     batch = queries("batch.sql")
     await connection.execute(batch["scope"], str(projected.transaction_id), projected.position)
     await connection.execute(batch["unprojected"])
     await connection.execute(batch["leave_out_dropped"])
+    await connection.execute(batch["hold_reaching_archives"])
 
 
 async def apply_batch(connection: Connection) -> None:

@@ -62,6 +62,10 @@ class Parked:
     release_reason: str | None
 
 
+class StillArchived(Exception):
+    """A held event still reaches back to a month archived out of the store."""
+
+
 class NotHeld(Exception):
     """No event at that position is held in quarantine."""
 
@@ -154,6 +158,11 @@ async def replay(connection: Connection, position: int, projection: str = PROJEC
             raise NotHeld(f"no event at position {position} is held in quarantine")
         checkpoint = await shard_checkpoint(connection, position, projection)
         await scope(connection, await event_store.read_tracking(connection, checkpoint))
+        if not await connection.fetchval(statements["still_loaded"]):
+            raise StillArchived(
+                f"the event at position {position} reaches back to an archived month:"
+                " restore it first (metering archive restore)"
+            )
         await apply_batch(connection)
         await connection.execute(statements["release"], position, "replayed", None)
 

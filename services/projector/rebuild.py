@@ -43,6 +43,10 @@ class RebuildRunning(Exception):
     """Another rebuild of the same database holds the rebuild lock."""
 
 
+class MonthsArchived(Exception):
+    """Months of the event store are archived: a rebuild would leave their events out."""
+
+
 @dataclass(frozen=True)
 class RebuildReport:
     events: int
@@ -73,6 +77,11 @@ async def rebuild(
     try:
         if not await connection.fetchval(sql["rebuild_lock"], REBUILD_LOCK):
             raise RebuildRunning("another rebuild of this database is running")
+        if out := await connection.fetchval(sql["archived_months"]):
+            raise MonthsArchived(
+                f"months {out} of the event store are archived: a rebuild needs every event,"
+                " restore them first (metering archive restore MONTH)"
+            )
         await connection.execute(sql["drop_leftovers"])
         await connection.execute(sql["create_tables_beside"])
         await connection.execute(sql["build_beside"])

@@ -161,9 +161,8 @@ async def test_usage_projected_before_its_renewal_moves_to_the_renewed_period(
 async def reset(url: str) -> None:
     connection = await database.connect(url)
     try:
-        await connection.execute(
-            f"TRUNCATE events, rejected_events, projection_checkpoints, {', '.join(READ_MODELS)}"
-        )
+        tables = ["events", "event_keys", "rejected_events", "projection_checkpoints"]
+        await connection.execute(f"TRUNCATE {', '.join([*tables, *READ_MODELS])}")
     finally:
         await connection.close()
 

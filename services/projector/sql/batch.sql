@@ -24,6 +24,29 @@ SELECT position FROM public.projector_quarantine WHERE released_how = 'dropped';
 DELETE FROM projector_batch b USING public.projector_quarantine d
 WHERE b.position = d.position AND d.released_how = 'dropped';
 
+-- hold_reaching_archives --
+-- Events that reach back to a month archived out of the store (services/archive.py)
+-- could need its events (a re-settled window, a correction and the event it corrects):
+-- they wait in quarantine until it is restored, and the batch goes on without them.
+-- An event reaches back to the earliest time it is counted at or re-settles from.
+WITH reaching AS (
+    SELECT b.* FROM projector_batch b
+    WHERE least(b.time,
+                date_trunc('month', (b.data->>'period_start')::timestamptz, 'UTC'),
+                (b.data->>'corrects_time')::timestamptz,
+                (b.data->>'purchased_at')::timestamptz)
+          <= (SELECT max(reaches_until) FROM public.event_archives WHERE restored_at IS NULL)
+), held AS (
+    INSERT INTO projector_quarantine
+        (position, organization_id, source, id, type, sqlstate, error)
+    SELECT position, organization_id, source, id, type, 'MA001',
+           'reaches back to an archived month of the event store: restore it'
+           ' (metering archive restore), then replay'
+    FROM reaching
+    ON CONFLICT (position) DO NOTHING
+)
+DELETE FROM projector_batch b USING reaching r WHERE b.position = r.position;
+
 -- defines_periods --
 -- Whether the batch holds a period_started: only then is anything re-settled.
 SELECT EXISTS (

@@ -39,8 +39,9 @@ SELECT b.position, b.source, b.id, b.organization_id,
        coalesce(t.found, false), false
 FROM credit_sources b
 LEFT JOIN LATERAL (
-    SELECT true AS found, e.time, e.data FROM events e
-    WHERE e.source = b.d->'corrects_event'->>'source' AND e.id = b.d->'corrects_event'->>'id'
+    SELECT true AS found, e.time, e.data
+    FROM event_keys k JOIN events e ON e.position = k.position  -- (source, id) is keyed there
+    WHERE k.source = b.d->'corrects_event'->>'source' AND k.id = b.d->'corrects_event'->>'id'
       AND e.organization_id = b.organization_id
       AND e.type LIKE 'com.metering.module_execution.completed.%'
       AND ((NOT b.settled AND EXISTS (SELECT 1 FROM projector_batch n

@@ -30,6 +30,10 @@ SELECT e.position, e.transaction_id::text::bigint, e.source, e.id, e.type, e.org
 FROM events e JOIN projector_quarantine q USING (position)
 WHERE q.position = $1 AND q.released_at IS NULL;
 
+-- still_loaded --
+-- Whether the held event is still in the batch after its scope (not held again).
+SELECT EXISTS (SELECT 1 FROM projector_batch);
+
 -- release --
 -- $1: position, $2: replayed or dropped, $3: the operator's reason.
 UPDATE projector_quarantine

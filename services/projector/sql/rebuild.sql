@@ -34,6 +34,11 @@ CREATE TABLE projection_rebuild.projector_quarantine (LIKE public.projector_quar
 -- Unqualified names now mean the new tables; the event store stays in public.
 SET search_path = projection_rebuild, public;
 
+-- archived_months --
+-- The months archived out of the store (services/archive.py), as one text; NULL when none.
+SELECT string_agg(month, ', ' ORDER BY month) FROM public.event_archives
+WHERE restored_at IS NULL;
+
 -- count_events --
 SELECT count(*) FROM public.events;
 
