@@ -23,7 +23,7 @@ from services.ingest.records import NewEvent, ReasonCode, Rejection
 
 _INCOMING_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS incoming_events (
-    ord integer, source text, id text, type text, organization_id text,
+    ord integer, first_copy boolean, source text, id text, type text, organization_id text,
     time timestamptz, data jsonb, payload_sha256 bytea,
     kafka_topic text, kafka_partition integer, kafka_offset bigint
 ) ON COMMIT DELETE ROWS;
@@ -36,6 +36,7 @@ CREATE TEMP TABLE IF NOT EXISTS incoming_rejections (
 
 _INCOMING_COLUMNS = (
     "ord",
+    "first_copy",
     "source",
     "id",
     "type",
@@ -48,17 +49,21 @@ _INCOMING_COLUMNS = (
     "kafka_offset",
 )
 
-# The batch's first copy of each id not yet stored. The statement's trigger claims the ids
-# in event_keys: one that a concurrent writer claimed after the check fails it with a
-# unique violation, and the batch is appended again (`append`).
+# The batch's first copy of each id (marked when copied: a filter on an array of ords is a
+# linear search per row) not yet stored. The check is a correlated subplan (OFFSET 0 keeps
+# it from becoming a join): the statement's plan is cached per connection, and a plan made
+# while event_keys was small would hash all of it for every batch once it is large. The
+# statement's trigger claims the ids in event_keys: one that a concurrent writer claimed
+# after the check fails it with a unique violation, and the batch is appended again.
 _INSERT_EVENTS = """
 INSERT INTO events (source, id, type, organization_id, time, data, payload_sha256,
                     kafka_topic, kafka_partition, kafka_offset)
 SELECT source, id, type, organization_id, time, data, payload_sha256,
        kafka_topic, kafka_partition, kafka_offset
 FROM incoming_events i
-WHERE i.ord = ANY($1::integer[])
-  AND NOT EXISTS (SELECT 1 FROM event_keys k WHERE k.source = i.source AND k.id = i.id)
+WHERE i.first_copy
+  AND NOT EXISTS (SELECT 1 FROM event_keys k WHERE k.source = i.source AND k.id = i.id
+                  OFFSET 0)  -- a probe of event_keys_pkey per row, whatever the statistics
 ORDER BY ord
 RETURNING source, id
 """
@@ -73,9 +78,13 @@ SELECT i.ord,
        e.position IS NOT NULL AND (e.kafka_topic, e.kafka_partition, e.kafka_offset)
          IS NOT DISTINCT FROM (i.kafka_topic, i.kafka_partition, i.kafka_offset) AS redelivered
 FROM incoming_events i
-JOIN event_keys k USING (source, id)
-LEFT JOIN events e ON e.position = k.position
-WHERE NOT (i.ord = ANY($1::integer[]))
+CROSS JOIN LATERAL (  -- probes, as in _INSERT_EVENTS: a redelivered batch is all copies
+    SELECT k.payload_sha256, k.position FROM event_keys k
+    WHERE k.source = i.source AND k.id = i.id OFFSET 0) k
+LEFT JOIN LATERAL (
+    SELECT e.position, e.kafka_topic, e.kafka_partition, e.kafka_offset FROM events e
+    WHERE e.position = k.position OFFSET 0) e ON true
+WHERE i.ord = ANY($1::integer[])
 ORDER BY i.ord
 """
 
@@ -222,16 +231,20 @@ async def _append_once(
             await connection.copy_records_to_table(
                 "incoming_events",
                 columns=_INCOMING_COLUMNS,
-                records=[_event_row(i, event) for i, event in enumerate(events)],
+                records=[
+                    _event_row(i, first_of[(event.source, event.id)] == i, event)
+                    for i, event in enumerate(events)
+                ],
             )
-            inserted = await connection.fetch(_INSERT_EVENTS, sorted(first_of.values()))
+            inserted = await connection.fetch(_INSERT_EVENTS)
             inserted_ords = sorted(first_of[(row["source"], row["id"])] for row in inserted)
             result.accepted = [events[i] for i in inserted_ords]
             if result.accepted:
                 # Delivered at commit: wakes the projector without polling.
                 await event_store.announce_appended(connection)
             if len(inserted_ords) < len(events):
-                for row in await connection.fetch(_CLASSIFY_NOT_INSERTED, inserted_ords):
+                not_inserted = sorted(set(range(len(events))) - set(inserted_ords))
+                for row in await connection.fetch(_CLASSIFY_NOT_INSERTED, not_inserted):
                     event = events[row["ord"]]
                     if row["redelivered"]:
                         result.redelivered.append(event)
@@ -250,9 +263,10 @@ async def _append_once(
     return result
 
 
-def _event_row(ord_: int, event: NewEvent) -> tuple[object, ...]:
+def _event_row(ord_: int, first_copy: bool, event: NewEvent) -> tuple[object, ...]:
     return (
         ord_,
+        first_copy,
         event.source,
         event.id,
         event.type,
