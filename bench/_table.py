@@ -48,6 +48,13 @@ HEADLINES = (
     Headline("freshness", "p99_from_append_s", "freshness p99 from append, s", "< 1"),
     Headline("query", "p99_ms_max", "query API, worst endpoint p99 ms", "< 10"),
     Headline("resettle", "resettle_one_organization_s", "re-settle one organization, s", ""),
+    Headline(
+        "growth", "append_events_per_s_ratio_last_to_first", "growth: append rate 30M ÷ 1M", "≥ 0.9"
+    ),
+    Headline(
+        "growth", "api_p99_ms_max_ratio_last_to_first", "growth: API worst p99 30M ÷ 1M", "≤ 1.1"
+    ),
+    Headline("growth", "bytes_per_event_last", "growth: bytes per stored event at 30M", ""),
 )
 
 

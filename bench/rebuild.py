@@ -36,15 +36,18 @@ EVENTS = int(os.environ.get("BENCH_REBUILD_EVENTS", "10000000"))
 PARALLEL = int(os.environ.get("BENCH_REBUILD_PARALLEL", "2"))
 console = Console()
 
-SEED = """
-INSERT INTO events (source, id, type, organization_id, time, data, payload_sha256)
-SELECT 'bench', 'e-' || i, 'com.metering.module_execution.completed.v2', org, t,
-       jsonb_build_object(
+EXECUTION_DATA = """jsonb_build_object(
            'organization_id', org, 'scenario_id', 'scn-' || (i / 10 % 20),
            'run_id', 'run-' || (i / 10), 'module_id', (i % 10)::text, 'app', 'openai',
            'action', 'createCompletion', 'operations', 1,
            'credits', ((i % 999983)::numeric / 1000000)::text,
-           'started_at', t, 'finished_at', t, 'status', 'success'),
+           'started_at', t, 'finished_at', t, 'status', 'success')"""
+"""Event i's module execution at time t, of organization org (SEED, bench/growth.py)."""
+
+SEED = f"""
+INSERT INTO events (source, id, type, organization_id, time, data, payload_sha256)
+SELECT 'bench', 'e-' || i, 'com.metering.module_execution.completed.v2', org, t,
+       {EXECUTION_DATA},
        '\\x00'
 FROM (
     SELECT i, 'org-' || (i / 10 % $4) AS org,

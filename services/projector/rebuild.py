@@ -102,6 +102,7 @@ async def rebuild(
                     builders.create_task(_build(database_url, shard, batch_size, count))
         except* Exception as failed:
             raise failed.exceptions[0] from None
+        await connection.execute(sql["analyze_beside"])
         if swap:
             done += await _swap(connection, layout)
     finally:

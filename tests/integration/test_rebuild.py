@@ -173,3 +173,19 @@ async def test_a_rebuild_swapped_in_while_events_arrive_and_shards_project_loses
     assert {(r[0], r[1]): r[2] for r in runs} == dict(expected.run)
     used = await db.fetch("SELECT organization_id, period_start, credits_used FROM billing_periods")
     assert {(r[0], r[1]): r[2] for r in used if r[2]} == dict(expected.period_used)
+
+
+async def test_the_tables_a_rebuild_swaps_in_have_their_statistics(
+    db: asyncpg.Connection, database_url: str
+) -> None:
+    events, _ = history(seed=7, events=2_000)
+    await store(db, events)
+
+    await rebuild(database_url)
+
+    analyzed = await db.fetch(
+        "SELECT relname FROM pg_stat_user_tables"
+        " WHERE schemaname = 'public' AND last_analyze IS NOT NULL AND relname = ANY($1)",
+        list(READ_MODELS),
+    )
+    assert {row["relname"] for row in analyzed} == set(READ_MODELS)
