@@ -11,6 +11,7 @@ rebuild's.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -19,9 +20,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from typer.testing import CliRunner, Result
 
 from services import partitions
 from services.archive import HELD_FOR_ARCHIVE, ArchiveRefused, archive_month, restore_month
+from services.cli import app
 from services.infra import database
 from services.ingest.recorder import prepare_connection as prepare_recorder
 from services.partitions import Month
@@ -139,3 +142,36 @@ async def test_a_month_that_has_not_ended_or_is_not_wholly_projected_stays(
         await archive_month(db, Month(2025, 1), tmp_path)
     assert Month(2026, 1) in await partitions.months(db)
     assert files_in(tmp_path) == []
+
+
+async def test_the_archive_commands_move_a_month_out_and_back(
+    db: asyncpg.Connection, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("METERING_DATABASE_URL", database_url)
+    await store(db, [module_execution("org-1", n, Decimal(1)) for n in range(3)])
+    await db.execute("UPDATE events SET recorded_at = '2026-02-10Z'")
+    await partitions.ensure_partitions(db)
+    await project_everything(db, 100)
+
+    def cli(*args: str) -> Result:
+        return CliRunner().invoke(app, list(args), env={"COLUMNS": "250"})
+
+    refused = await asyncio.to_thread(cli, "archive", "month", "2026-13", "--to", str(tmp_path))
+    assert refused.exit_code == 2
+    assert "is no month" in refused.output
+    moved = await asyncio.to_thread(cli, "archive", "month", "2026-02", "--to", str(tmp_path))
+    assert moved.exit_code == 0, moved.output
+    assert "archived 2026-02: 3 events" in moved.output
+    assert await db.fetchval("SELECT count(*) FROM events") == 0
+    listed = await asyncio.to_thread(cli, "archive", "list")
+    assert "2026-02" in listed.output
+    assert "events_2026_02.copy.gz" in listed.output
+
+    tampered = tampered_copy(tmp_path / "events_2026_02.copy.gz", tmp_path / "other.copy.gz")
+    wrong = await asyncio.to_thread(cli, "archive", "restore", "2026-02", "--file", str(tampered))
+    assert wrong.exit_code == 2
+    assert "SHA-256" in wrong.output
+    back = await asyncio.to_thread(cli, "archive", "restore", "2026-02")
+    assert back.exit_code == 0, back.output
+    assert "restored 2026-02: 3 events" in back.output
+    assert await db.fetchval("SELECT count(*) FROM events") == 3
