@@ -81,6 +81,12 @@ WHERE organization_id = $1 AND scenario_id = $2
 ORDER BY coalesce(started_at, first_event_at) DESC, run_id DESC LIMIT $5
 """
 
+# Whether the organization has the scenario: usage of it, or a run of it.
+SCENARIO_KNOWN = """
+SELECT EXISTS (SELECT 1 FROM scenario_usage WHERE organization_id = $1 AND scenario_id = $2)
+    OR EXISTS (SELECT 1 FROM runs WHERE organization_id = $1 AND scenario_id = $2)
+"""
+
 SCENARIO_MODULES = """
 SELECT module_id, app, action, credits_used, operations, executions, errors
 FROM scenario_module_period_usage
@@ -174,6 +180,9 @@ class Reader:
     ) -> list[asyncpg.Record]:
         when, run = after if after else (None, "")
         return await self.pool.fetch(RUNS, organization, scenario, when, run, limit)
+
+    async def scenario_known(self, organization: str, scenario: str) -> bool:
+        return bool(await self.pool.fetchval(SCENARIO_KNOWN, organization, scenario))
 
     async def scenario_modules(
         self, organization: str, period_start: datetime, scenario: str

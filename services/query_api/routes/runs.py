@@ -17,6 +17,7 @@ from services.query_api.models import (
     RunLog,
     RunSummary,
 )
+from services.query_api.routes.scenarios import known_scenario
 from services.query_api.settings import ApiSettings
 
 SORT_KEY = "sort_time"
@@ -37,7 +38,9 @@ def router(settings: ApiSettings) -> APIRouter:
     """GET /scenarios/{scenario_id}/runs, /runs/{run_id} and /runs/{run_id}/log."""
     router = APIRouter(prefix="/v1/organizations/{organization_id}", tags=["runs"])
 
-    @router.get("/scenarios/{scenario_id}/runs", response_model=Page[RunSummary])
+    @router.get(
+        "/scenarios/{scenario_id}/runs", response_model=Page[RunSummary], responses=NOT_FOUND
+    )
     async def runs(
         organization_id: OrganizationId,
         read_models: ReadModels,
@@ -48,6 +51,8 @@ def router(settings: ApiSettings) -> APIRouter:
         """The scenario's run history, newest first, with credits per run."""
         after = cursors.decode(cursor, lambda value: datetime.fromisoformat(str(value)))
         rows = await read_models.runs(organization_id, scenario_id, after, limit + 1)
+        if not rows:
+            await known_scenario(read_models, organization_id, scenario_id)
         return Page(
             items=[run_summary(r) for r in rows[:limit]],
             next_cursor=cursors.next_cursor(
