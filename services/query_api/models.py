@@ -83,6 +83,12 @@ class DailyUsageList(Model):
     days: list[DailyUsage]
 
 
+class ScenarioDailyUsageList(Model):
+    organization_id: str
+    scenario_id: str
+    days: list[DailyUsage]
+
+
 class BillingPeriod(Model):
     period_start: datetime
     period_end: datetime

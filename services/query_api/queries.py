@@ -49,6 +49,11 @@ SELECT day, credits_used, operations FROM organization_daily_usage
 WHERE organization_id = $1 AND day BETWEEN $2 AND $3 ORDER BY day
 """
 
+SCENARIO_DAILY = """
+SELECT day, credits_used, operations FROM scenario_daily_usage
+WHERE organization_id = $1 AND scenario_id = $2 AND day BETWEEN $3 AND $4 ORDER BY day
+"""
+
 BILLING_PERIODS = """
 SELECT period_start, period_end, plan, plan_credits, extra_credits, credits_used
 FROM billing_periods WHERE organization_id = $1 ORDER BY period_start DESC LIMIT $2
@@ -154,6 +159,11 @@ class Reader:
 
     async def daily(self, organization: str, first: date, last: date) -> list[asyncpg.Record]:
         return await self.pool.fetch(DAILY, organization, first, last)
+
+    async def scenario_daily(
+        self, organization: str, scenario: str, first: date, last: date
+    ) -> list[asyncpg.Record]:
+        return await self.pool.fetch(SCENARIO_DAILY, organization, scenario, first, last)
 
     async def billing_periods(self, organization: str, limit: int) -> list[asyncpg.Record]:
         return await self.pool.fetch(BILLING_PERIODS, organization, limit)

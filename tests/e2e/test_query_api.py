@@ -43,6 +43,9 @@ class World:
     scenario_modules: dict[tuple[str, str], Decimal] = field(
         default_factory=lambda: defaultdict(Decimal)
     )
+    scenario_daily: dict[tuple[str, str], Decimal] = field(
+        default_factory=lambda: defaultdict(Decimal)
+    )
 
 
 def history(world: World, rng: random.Random) -> list[TypedEvent]:
@@ -111,6 +114,7 @@ def history(world: World, rng: random.Random) -> list[TypedEvent]:
             world.run_modules[(run, module)] += credits
             world.run_executions[run] += 1
             world.scenario_modules[(scenario, module)] += credits
+            world.scenario_daily[(scenario, when.date().isoformat())] += credits
         events.append(
             build_event(
                 "com.metering.scenario_run.finished.v1",
@@ -207,6 +211,26 @@ async def test_daily_usage_and_billing_periods(world: World) -> None:
     assert [Decimal(p["credits_used"]) for p in periods["periods"]] == [world.used]
     assert backwards.status_code == 422
     assert backwards.json()["detail"][0]["loc"] == ["query", "to"]
+
+
+async def test_a_scenarios_daily_usage_covers_its_last_30_days_by_default(world: World) -> None:
+    path = f"/v1/organizations/{ORG}/scenarios/scn-1/usage/daily"
+    expected = {day: c for (s, day), c in world.scenario_daily.items() if s == "scn-1"}
+    one_day = min(expected)
+    async with client(world) as api:
+        daily = (await api.get(path)).json()
+        ranged = (await api.get(path, params={"from": one_day, "to": one_day})).json()
+        unknown = await api.get(f"/v1/organizations/{ORG}/scenarios/nope/usage/daily")
+        backwards = await api.get(path, params={"from": "2026-02-02", "to": "2026-02-01"})
+
+    assert {d["day"]: Decimal(d["credits_used"]) for d in daily["days"]} == expected
+    assert sum(expected.values()) == world.scenarios["scn-1"]
+    assert (daily["organization_id"], daily["scenario_id"]) == (ORG, "scn-1")
+    assert [(d["day"], Decimal(d["credits_used"])) for d in ranged["days"]] == [
+        (one_day, expected[one_day])
+    ]
+    assert unknown.status_code == 404
+    assert backwards.status_code == 422
 
 
 async def test_scenarios_largest_first_page_by_page(world: World) -> None:
@@ -311,6 +335,7 @@ PATHS = [
     "/scenarios/scn-1",
     "/scenarios/scn-1/runs",
     "/scenarios/scn-1/modules",
+    "/scenarios/scn-1/usage/daily",
     "/runs/run-03",
     "/runs/run-03/log",
 ]

@@ -24,6 +24,11 @@ CASES: dict[str, tuple[str, tuple[Any, ...]]] = {
     "scenario": (queries.SCENARIO, ("org-1", "scn-1", START)),
     "runs": (queries.RUNS, ("org-1", "scn-1", NOW, "run-9", 21)),
     "scenario modules": (queries.SCENARIO_MODULES, ("org-1", START, "scn-1")),
+    "scenario known": (queries.SCENARIO_KNOWN, ("org-1", "scn-1")),
+    "scenario daily": (
+        queries.SCENARIO_DAILY,
+        ("org-1", "scn-1", date(2026, 11, 1), date(2026, 11, 30)),
+    ),
     "run": (queries.RUN, ("org-1", "run-1")),
     "run modules": (queries.RUN_MODULES, ("org-1", "run-1")),
     "run log": (queries.RUN_LOG, ("org-1", "run-1", NOW, 7, 1001)),

@@ -10,18 +10,24 @@ from services.query_api import cursors
 from services.query_api.deps import CursorQuery, IdPath, OrganizationId, PeriodQuery, ReadModels
 from services.query_api.errors import NOT_FOUND, bad_input
 from services.query_api.models import (
+    DailyUsage,
     ModuleUsage,
     Page,
+    ScenarioDailyUsageList,
     ScenarioDetail,
     ScenarioModules,
     ScenarioUsage,
 )
 from services.query_api.queries import Reader
+from services.query_api.routes.usage import day_range
 from services.query_api.settings import ApiSettings
+
+SCENARIO_DAYS = 30
+"""Days a scenario's daily usage covers by default, as the platform's own API answers."""
 
 
 def router(settings: ApiSettings) -> APIRouter:
-    """GET /scenarios, /scenarios/{scenario_id} and /scenarios/{scenario_id}/modules."""
+    """GET /scenarios, /scenarios/{scenario_id}, its /modules and its /usage/daily."""
     router = APIRouter(prefix="/v1/organizations/{organization_id}", tags=["scenarios"])
 
     @router.get("/scenarios", response_model=Page[ScenarioUsage])
@@ -77,6 +83,30 @@ def router(settings: ApiSettings) -> APIRouter:
             await known_scenario(read_models, organization_id, scenario_id)
         modules = [ModuleUsage(**dict(r)) for r in rows]
         return ScenarioModules(scenario_id=scenario_id, period_start=start, modules=modules)
+
+    @router.get(
+        "/scenarios/{scenario_id}/usage/daily",
+        response_model=ScenarioDailyUsageList,
+        responses=NOT_FOUND,
+    )
+    async def scenario_daily(
+        organization_id: OrganizationId,
+        read_models: ReadModels,
+        scenario_id: IdPath,
+        from_: Annotated[date | None, Query(alias="from")] = None,
+        to: Annotated[date | None, Query()] = None,
+    ) -> ScenarioDailyUsageList:
+        """The scenario's credits per day, the chart of its Diagram view: by default the last
+        30 days to today, in the organization's time zone."""
+        first, last = await day_range(read_models, organization_id, from_, to, SCENARIO_DAYS)
+        rows = await read_models.scenario_daily(organization_id, scenario_id, first, last)
+        if not rows:
+            await known_scenario(read_models, organization_id, scenario_id)
+        return ScenarioDailyUsageList(
+            organization_id=organization_id,
+            scenario_id=scenario_id,
+            days=[DailyUsage(**dict(r)) for r in rows],
+        )
 
     return router
 

@@ -1,6 +1,6 @@
 """The usage endpoints: the current billing period, the daily trend, and past periods."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 import asyncpg
@@ -17,6 +17,7 @@ from services.query_api.models import (
     DailyUsageList,
     Usage,
 )
+from services.query_api.queries import Reader
 from services.query_api.settings import ApiSettings
 
 MAX_DAYS = 366
@@ -42,17 +43,7 @@ def router(settings: ApiSettings) -> APIRouter:
         to: Annotated[date | None, Query()] = None,
     ) -> DailyUsageList:
         """The daily usage trend; by default the current billing period's days."""
-        if from_ is None or to is None:
-            now = datetime.now(UTC)
-            row = await read_models.current_period(organization_id, now)
-            start, end = period_of(row)
-            first, today = billing.local_days(start, end, now, row["timezone"])
-            from_ = from_ or first
-            to = to or today
-        if to < from_:
-            raise bad_input("to", "`to` is before `from`")
-        if (to - from_).days > MAX_DAYS:
-            raise bad_input("to", f"at most {MAX_DAYS} days at once")
+        from_, to = await day_range(read_models, organization_id, from_, to)
         rows = await read_models.daily(organization_id, from_, to)
         days = [DailyUsage(**dict(r)) for r in rows]
         return DailyUsageList(organization_id=organization_id, days=days)
@@ -96,6 +87,31 @@ def current_usage(organization_id: str, row: asyncpg.Record, now: datetime) -> U
             pack_credits=row["auto_purchase_pack"],
         ),
     )
+
+
+async def day_range(
+    read_models: Reader,
+    organization_id: str,
+    first: date | None,
+    last: date | None,
+    days_back: int | None = None,
+) -> tuple[date, date]:
+    """The days a daily trend covers: `first` to `last` as asked, each by default the current
+    billing period's first day (or `days_back` days before `last`) and today, in the
+    organization's time zone; 422 when they are reversed or too many."""
+    if first is None or last is None:
+        now = datetime.now(UTC)
+        row = await read_models.current_period(organization_id, now)
+        start, end = period_of(row)
+        period_first, today = billing.local_days(start, end, now, row["timezone"])
+        last = last or today
+        if first is None:
+            first = period_first if days_back is None else last - timedelta(days=days_back - 1)
+    if last < first:
+        raise bad_input("to", "`to` is before `from`")
+    if (last - first).days > MAX_DAYS:
+        raise bad_input("to", f"at most {MAX_DAYS} days at once")
+    return first, last
 
 
 def period_of(row: asyncpg.Record) -> tuple[datetime, datetime]:
