@@ -31,11 +31,12 @@ WHERE b.position = d.position AND d.released_how = 'dropped';
 -- An event reaches back to the earliest time it is counted at or re-settles from.
 WITH reaching AS (
     SELECT b.* FROM projector_batch b
-    WHERE least(b.time,
+    WHERE EXISTS (SELECT 1 FROM public.event_archives WHERE restored_at IS NULL)  -- else: no scan
+      AND least(b.time,
                 date_trunc('month', (b.data->>'period_start')::timestamptz, 'UTC'),
                 (b.data->>'corrects_time')::timestamptz,
                 (b.data->>'purchased_at')::timestamptz)
-          <= (SELECT max(reaches_until) FROM public.event_archives WHERE restored_at IS NULL)
+            <= (SELECT max(reaches_until) FROM public.event_archives WHERE restored_at IS NULL)
 ), held AS (
     INSERT INTO projector_quarantine
         (position, organization_id, source, id, type, sqlstate, error)
