@@ -102,6 +102,9 @@ class BillingPeriod(Model):
 class BillingPeriodList(Model):
     organization_id: str
     periods: list[BillingPeriod]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for older periods; null at the end."
+    )
 
 
 class Page(Model, Generic[T]):
@@ -159,6 +162,9 @@ class ScenarioModules(Model):
     scenario_id: str
     period_start: datetime
     modules: list[ModuleUsage]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page; null at the end."
+    )
 
 
 class RunDetail(RunSummary):

@@ -56,7 +56,9 @@ WHERE organization_id = $1 AND scenario_id = $2 AND day BETWEEN $3 AND $4 ORDER 
 
 BILLING_PERIODS = """
 SELECT period_start, period_end, plan, plan_credits, extra_credits, credits_used
-FROM billing_periods WHERE organization_id = $1 ORDER BY period_start DESC LIMIT $2
+FROM billing_periods
+WHERE organization_id = $1 AND ($2::timestamptz IS NULL OR period_start < $2)
+ORDER BY period_start DESC LIMIT $3
 """
 
 SCENARIOS = """
@@ -96,7 +98,8 @@ SCENARIO_MODULES = """
 SELECT module_id, app, action, credits_used, operations, executions, errors
 FROM scenario_module_period_usage
 WHERE organization_id = $1 AND period_start = $2 AND scenario_id = $3
-ORDER BY credits_used DESC, module_id
+  AND ($4::numeric IS NULL OR credits_used < $4 OR (credits_used = $4 AND module_id > $5))
+ORDER BY credits_used DESC, module_id LIMIT $6
 """
 
 RUN = """
@@ -165,8 +168,10 @@ class Reader:
     ) -> list[asyncpg.Record]:
         return await self.pool.fetch(SCENARIO_DAILY, organization, scenario, first, last)
 
-    async def billing_periods(self, organization: str, limit: int) -> list[asyncpg.Record]:
-        return await self.pool.fetch(BILLING_PERIODS, organization, limit)
+    async def billing_periods(
+        self, organization: str, before: datetime | None, limit: int
+    ) -> list[asyncpg.Record]:
+        return await self.pool.fetch(BILLING_PERIODS, organization, before, limit)
 
     async def scenarios(
         self,
@@ -195,9 +200,17 @@ class Reader:
         return bool(await self.pool.fetchval(SCENARIO_KNOWN, organization, scenario))
 
     async def scenario_modules(
-        self, organization: str, period_start: datetime, scenario: str
+        self,
+        organization: str,
+        period_start: datetime,
+        scenario: str,
+        after: tuple[object, str] | None,
+        limit: int,
     ) -> list[asyncpg.Record]:
-        return await self.pool.fetch(SCENARIO_MODULES, organization, period_start, scenario)
+        credits, module = after if after else (None, "")
+        return await self.pool.fetch(
+            SCENARIO_MODULES, organization, period_start, scenario, credits, module, limit
+        )
 
     async def run(self, organization: str, run: str) -> asyncpg.Record | None:
         return await self.pool.fetchrow(RUN, organization, run)

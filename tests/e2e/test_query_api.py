@@ -233,6 +233,34 @@ async def test_a_scenarios_daily_usage_covers_its_last_30_days_by_default(world:
     assert backwards.status_code == 422
 
 
+async def test_scenario_modules_and_billing_periods_come_in_pages(world: World) -> None:
+    modules_path = f"/v1/organizations/{ORG}/scenarios/scn-1/modules"
+    periods_path = f"/v1/organizations/{ORG}/billing-periods"
+    async with client(world) as api:
+        whole = (await api.get(modules_path)).json()
+        pages, cursor = [], None
+        while True:
+            params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+            page = (await api.get(modules_path, params=params)).json()
+            pages.append(page["modules"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        periods = (await api.get(periods_path, params={"limit": "1"})).json()
+        forged = [
+            await api.get(path, params={"cursor": "WyJ4IiwgIngiXQ"})
+            for path in (modules_path, periods_path)
+        ]
+
+    assert len(whole["modules"]) > 2
+    assert whole["next_cursor"] is None
+    assert all(len(p) <= 2 for p in pages)
+    assert [m for p in pages for m in p] == whole["modules"]
+    assert [Decimal(p["credits_used"]) for p in periods["periods"]] == [world.used]
+    assert periods["next_cursor"] is None
+    assert [r.status_code for r in forged] == [422, 422]
+
+
 async def test_scenarios_largest_first_page_by_page(world: World) -> None:
     seen: list[tuple[str, Decimal]] = []
     cursor = None

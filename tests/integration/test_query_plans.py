@@ -19,11 +19,14 @@ CASES: dict[str, tuple[str, tuple[Any, ...]]] = {
     "current period": (queries.CURRENT_PERIOD, ("org-1", NOW)),
     "period starting": (queries.PERIOD_STARTING, ("org-1", date(2026, 11, 1))),
     "daily": (queries.DAILY, ("org-1", date(2026, 11, 1), date(2026, 11, 30))),
-    "billing periods": (queries.BILLING_PERIODS, ("org-1", 24)),
+    "billing periods": (queries.BILLING_PERIODS, ("org-1", NOW, 25)),
     "scenarios": (queries.SCENARIOS, ("org-1", START, Decimal(5), "scn-1", 21)),
     "scenario": (queries.SCENARIO, ("org-1", "scn-1", START)),
     "runs": (queries.RUNS, ("org-1", "scn-1", NOW, "run-9", 21)),
-    "scenario modules": (queries.SCENARIO_MODULES, ("org-1", START, "scn-1")),
+    "scenario modules": (
+        queries.SCENARIO_MODULES,
+        ("org-1", START, "scn-1", Decimal(5), "m-1", 101),
+    ),
     "scenario known": (queries.SCENARIO_KNOWN, ("org-1", "scn-1")),
     "scenario daily": (
         queries.SCENARIO_DAILY,

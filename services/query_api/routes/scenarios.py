@@ -75,14 +75,25 @@ def router(settings: ApiSettings) -> APIRouter:
         read_models: ReadModels,
         scenario_id: IdPath,
         period: PeriodQuery = "current",
+        cursor: CursorQuery = None,
+        limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = settings.max_page_size,
     ) -> ScenarioModules:
-        """Credits per module across the period's runs of one scenario."""
+        """Credits per module across the period's runs of one scenario, largest first."""
+        after = cursors.decode(cursor, lambda value: Decimal(str(value)))
         start = await period_start(read_models, organization_id, period)
-        rows = await read_models.scenario_modules(organization_id, start, scenario_id)
-        if not rows:
+        rows = await read_models.scenario_modules(
+            organization_id, start, scenario_id, after, limit + 1
+        )
+        if not rows and after is None:
             await known_scenario(read_models, organization_id, scenario_id)
-        modules = [ModuleUsage(**dict(r)) for r in rows]
-        return ScenarioModules(scenario_id=scenario_id, period_start=start, modules=modules)
+        return ScenarioModules(
+            scenario_id=scenario_id,
+            period_start=start,
+            modules=[ModuleUsage(**dict(r)) for r in rows[:limit]],
+            next_cursor=cursors.next_cursor(
+                rows, limit, lambda last: [str(last["credits_used"]), last["module_id"]]
+            ),
+        )
 
     @router.get(
         "/scenarios/{scenario_id}/usage/daily",

@@ -6,8 +6,8 @@ from typing import Annotated
 import asyncpg
 from fastapi import APIRouter, Query
 
-from services.query_api import billing
-from services.query_api.deps import OrganizationId, ReadModels
+from services.query_api import billing, cursors
+from services.query_api.deps import CursorQuery, OrganizationId, ReadModels
 from services.query_api.errors import bad_input
 from services.query_api.models import (
     AutoPurchase,
@@ -53,11 +53,19 @@ def router(settings: ApiSettings) -> APIRouter:
         organization_id: OrganizationId,
         read_models: ReadModels,
         limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = 24,
+        cursor: CursorQuery = None,
     ) -> BillingPeriodList:
-        """Past and current billing periods with their totals, newest first."""
-        rows = await read_models.billing_periods(organization_id, limit)
-        periods = [billing_period(r) for r in rows]
-        return BillingPeriodList(organization_id=organization_id, periods=periods)
+        """Past and current billing periods with their totals, newest first, in pages."""
+        after = cursors.decode(cursor, lambda value: datetime.fromisoformat(str(value)))
+        before = None if after is None else after[0]
+        rows = await read_models.billing_periods(organization_id, before, limit + 1)
+        return BillingPeriodList(
+            organization_id=organization_id,
+            periods=[billing_period(r) for r in rows[:limit]],
+            next_cursor=cursors.next_cursor(
+                rows, limit, lambda last: [last["period_start"].isoformat(), ""]
+            ),
+        )
 
     return router
 
