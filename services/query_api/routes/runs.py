@@ -71,6 +71,13 @@ def router(settings: ApiSettings) -> APIRouter:
         rows = await read_models.run_modules(organization_id, run_id)
         return RunDetail(**dict(row), modules=[ModuleUsage(**dict(r)) for r in rows])
 
+    _add_log(router, settings)
+    return router
+
+
+def _add_log(router: APIRouter, settings: ApiSettings) -> None:
+    """GET /runs/{run_id}/log."""
+
     @router.get(
         "/runs/{run_id}/log",
         response_model=RunLog,
@@ -95,8 +102,6 @@ def router(settings: ApiSettings) -> APIRouter:
         if not rows and after is None and await read_models.run(organization_id, run_id) is None:
             raise HTTPException(404, detail=f"no run {run_id!r} in this organization")
         return log_page(run_id, detail, rows, limit)
-
-    return router
 
 
 def log_page(

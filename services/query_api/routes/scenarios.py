@@ -67,6 +67,13 @@ def router(settings: ApiSettings) -> APIRouter:
             last_run_at=row["last_run_at"],
         )
 
+    _add_scenario_parts(router, settings)
+    return router
+
+
+def _add_scenario_parts(router: APIRouter, settings: ApiSettings) -> None:
+    """GET /scenarios/{scenario_id}/modules and /scenarios/{scenario_id}/usage/daily."""
+
     @router.get(
         "/scenarios/{scenario_id}/modules", response_model=ScenarioModules, responses=NOT_FOUND
     )
@@ -118,8 +125,6 @@ def router(settings: ApiSettings) -> APIRouter:
             scenario_id=scenario_id,
             days=[DailyUsage(**dict(r)) for r in rows],
         )
-
-    return router
 
 
 async def known_scenario(read_models: Reader, organization_id: str, scenario_id: str) -> None:
