@@ -24,7 +24,6 @@ B=growth` copies the picture to docs/growth.png, which the README shows.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import tempfile
@@ -356,21 +355,6 @@ def draw(sizes: list[int], by_size: list[dict[str, float]], path: Path) -> None:
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=90)
-
-
-def redraw(results: Path) -> None:
-    """Draw the picture again from a run's bench/results/growth.json."""
-    figures = json.loads(results.read_text())
-    labels = sorted(
-        {key.split("_", 1)[0] for key in figures if key[0].isdigit()},
-        key=lambda text: float(text[:-1]) * (1e6 if text.endswith("M") else 1e3),
-    )
-    sizes = [int(float(text[:-1]) * (1e6 if text.endswith("M") else 1e3)) for text in labels]
-    by_size = [
-        {key.split("_", 1)[1]: value for key, value in figures.items() if key.startswith(f"{at}_")}
-        for at in labels
-    ]
-    draw(sizes, by_size, PICTURE)
 
 
 def main() -> dict[str, float]:

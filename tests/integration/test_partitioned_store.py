@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from datetime import UTC, datetime
 
 import asyncpg
 
 from services import partitions
 from services.ingest.recorder import append, prepare_connection
-from services.ingest.records import NewEvent, RawRecord, RecordOrigin
 from services.partitions import Month
-
-
-def event(event_id: str, offset: int, payload: str = '{"credits": "1.5"}') -> NewEvent:
-    record = RawRecord(RecordOrigin("events", 0, offset), b"org-1", payload.encode(), ())
-    return NewEvent(
-        source="runner",
-        id=event_id,
-        type="com.example.test.v1",
-        organization_id="org-1",
-        time=datetime(2026, 1, 10, tzinfo=UTC),
-        data_json=payload,
-        payload_sha256=hashlib.sha256(payload.encode()).digest(),
-        record=record,
-    )
+from tests.integration.test_event_store_append import event
 
 
 async def partition_of(db: asyncpg.Connection, event_id: str) -> str:
