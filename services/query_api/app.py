@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from services.infra.database import create_pool
 from services.infra.settings import ConnectionSettings
 from services.query_api.auth import TokenVerifier
-from services.query_api.errors import DOCUMENTED_ERRORS, handle_auth_errors
+from services.query_api.errors import DOCUMENTED_ERRORS, document_problems, handle_errors
 from services.query_api.limits import AbuseLimits
 from services.query_api.metrics import USAGE, instrument, serve_metrics
 from services.query_api.queries import Reader
@@ -36,9 +36,11 @@ def create_app(
     app.state.verifier = TokenVerifier(settings)
     app.add_middleware(AbuseLimits, settings=settings)
     instrument(app)
-    handle_auth_errors(app)
+    handle_errors(app)
     for resource in (usage, scenarios, runs, operations):
         app.include_router(resource.router(settings))
+    schema = document_problems(app.openapi())
+    app.openapi = lambda: schema  # type: ignore[method-assign]
     return app
 
 

@@ -207,12 +207,35 @@ class RunLog(Model):
     """Where the next page of entries starts; absent on the last page."""
 
 
-class Problem(Model):
-    """An error: what went wrong, and for bad input which field and why (RFC 9457 members
-    `type`, `title` and `status` on authentication, rate and size refusals)."""
+class FieldError(Model):
+    field: str = Field(description="The parameter, as the client named it.")
+    detail: str
 
-    type: str | None = None
-    title: str | None = None
-    status: int | None = None
+
+class Problem(Model):
+    """An error, as RFC 9457 says: `type`, `title`, `status`, `detail`; for invalid input,
+    `field` (when one is at fault) and `errors` (each field and why)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "about:blank",
+                    "title": "Unprocessable Entity",
+                    "status": 422,
+                    "detail": "limit: Input should be less than or equal to 1000",
+                    "field": "limit",
+                    "errors": [
+                        {"field": "limit", "detail": "Input should be less than or equal to 1000"}
+                    ],
+                }
+            ]
+        }
+    )
+
+    type: str = Field(description="`about:blank`: the status says what kind of error.")
+    title: str = Field(description="The status's phrase.")
+    status: int
     detail: str
     field: str | None = None
+    errors: list[FieldError] | None = None

@@ -210,7 +210,7 @@ async def test_daily_usage_and_billing_periods(world: World) -> None:
     assert {d["day"]: Decimal(d["credits_used"]) for d in daily["days"]} == dict(world.daily)
     assert [Decimal(p["credits_used"]) for p in periods["periods"]] == [world.used]
     assert backwards.status_code == 422
-    assert backwards.json()["detail"][0]["loc"] == ["query", "to"]
+    assert backwards.json()["field"] == "to"
 
 
 async def test_a_scenarios_daily_usage_covers_its_last_30_days_by_default(world: World) -> None:
@@ -353,6 +353,50 @@ async def test_a_run_log_comes_in_bounded_pages_that_add_up_to_the_whole_log(
     assert "next_cursor" not in whole
     assert too_many.status_code == 422
     assert forged.status_code == 422
+
+
+async def test_every_error_is_a_problem_document(world: World) -> None:
+    async with client(world) as api:
+        answers = {
+            "unknown run": await api.get(f"/v1/organizations/{ORG}/runs/nope"),
+            "unknown scenario": await api.get(f"/v1/organizations/{ORG}/scenarios/nope/runs"),
+            "unknown path": await api.get("/v1/nothing-here"),
+            "wrong method": await api.post(f"/v1/organizations/{ORG}/usage"),
+            "forged cursor": await api.get(
+                f"/v1/organizations/{ORG}/scenarios", params={"cursor": "WyJ4IiwgIngiXQ"}
+            ),
+            "two bad parameters": await api.get(
+                f"/v1/organizations/{ORG}/scenarios", params={"limit": "0", "period": "x"}
+            ),
+            "no such period": await api.get(
+                f"/v1/organizations/{ORG}/scenarios", params={"period": "1999-01-01"}
+            ),
+        }
+        stranger = await api.get(f"/v1/organizations/{ORG}/usage", headers={"Authorization": ""})
+
+    statuses = {name: answer.status_code for name, answer in answers.items()}
+    assert statuses == {
+        "unknown run": 404,
+        "unknown scenario": 404,
+        "unknown path": 404,
+        "wrong method": 405,
+        "forged cursor": 422,
+        "two bad parameters": 422,
+        "no such period": 422,
+    }
+    for name, answer in [*answers.items(), ("stranger", stranger)]:
+        assert answer.headers["content-type"] == "application/problem+json", name
+        body = answer.json()
+        assert body["type"] == "about:blank", name
+        assert body["status"] == answer.status_code, name
+        assert body["title"], name
+        assert body["detail"], name
+    assert "nope" in answers["unknown run"].json()["detail"]
+    assert answers["forged cursor"].json()["field"] == "cursor"
+    assert answers["no such period"].json()["field"] == "period"
+    several = answers["two bad parameters"].json()
+    assert "field" not in several
+    assert sorted(e["field"] for e in several["errors"]) == ["limit", "period"]
 
 
 PATHS = [

@@ -4,11 +4,11 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import asyncpg
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 
 from services.query_api import cursors
 from services.query_api.deps import CursorQuery, IdPath, OrganizationId, ReadModels
-from services.query_api.errors import NOT_FOUND, bad_input
+from services.query_api.errors import NOT_FOUND, bad_input, not_found
 from services.query_api.models import (
     LogEntry,
     ModuleUsage,
@@ -67,7 +67,7 @@ def router(settings: ApiSettings) -> APIRouter:
         """One run: status, times, credits, and credits per module."""
         row = await read_models.run(organization_id, run_id)
         if row is None:
-            raise HTTPException(404, detail=f"no run {run_id!r} in this organization")
+            raise not_found(f"no run {run_id!r} in this organization")
         rows = await read_models.run_modules(organization_id, run_id)
         return RunDetail(**dict(row), modules=[ModuleUsage(**dict(r)) for r in rows])
 
@@ -100,7 +100,7 @@ def _add_log(router: APIRouter, settings: ApiSettings) -> None:
         start = (after[0], _position(after[1])) if after else None
         rows = await read_models.run_log(organization_id, run_id, start, limit + 1)
         if not rows and after is None and await read_models.run(organization_id, run_id) is None:
-            raise HTTPException(404, detail=f"no run {run_id!r} in this organization")
+            raise not_found(f"no run {run_id!r} in this organization")
         return log_page(run_id, detail, rows, limit)
 
 

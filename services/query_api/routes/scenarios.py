@@ -4,11 +4,11 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 
 from services.query_api import cursors
 from services.query_api.deps import CursorQuery, IdPath, OrganizationId, PeriodQuery, ReadModels
-from services.query_api.errors import NOT_FOUND, bad_input
+from services.query_api.errors import NOT_FOUND, bad_input, not_found
 from services.query_api.models import (
     DailyUsage,
     ModuleUsage,
@@ -57,7 +57,7 @@ def router(settings: ApiSettings) -> APIRouter:
         start = await period_start(read_models, organization_id, "current")
         row = await read_models.scenario(organization_id, scenario_id, start)
         if row is None:
-            raise HTTPException(404, detail=f"no scenario {scenario_id!r} in this organization")
+            raise not_found(f"no scenario {scenario_id!r} in this organization")
         return ScenarioDetail(
             scenario_id=scenario_id,
             period_start=start,
@@ -131,7 +131,7 @@ async def known_scenario(read_models: Reader, organization_id: str, scenario_id:
     """404 when the organization has no such scenario (REVIEW D7: an empty list said nothing);
     asked only when a list comes back empty."""
     if not await read_models.scenario_known(organization_id, scenario_id):
-        raise HTTPException(404, detail=f"no scenario {scenario_id!r} in this organization")
+        raise not_found(f"no scenario {scenario_id!r} in this organization")
 
 
 async def period_start(read_models: Reader, organization_id: str, period: str) -> datetime:
