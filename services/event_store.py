@@ -188,6 +188,18 @@ SET transaction_id = excluded.transaction_id, position = excluded.position, upda
 
 DELETE_TRACKING = "DELETE FROM projection_checkpoints WHERE projection = $1"
 
+# The statement's snapshot is taken after its start: every event committed before
+# statement_timestamp() is visible to it, so none past the checkpoint means all are in.
+MARK_CAUGHT_UP = """
+UPDATE projection_checkpoints c SET caught_up_at = statement_timestamp()
+WHERE c.projection = $1
+  AND (SELECT e.position FROM events e  -- the first in index order: a probe, not a bitmap
+       WHERE (e.transaction_id, e.position) > (c.transaction_id, c.position)
+       ORDER BY e.transaction_id, e.position LIMIT 1) IS NULL
+"""
+
+TOUCH_TRACKING = "UPDATE projection_checkpoints SET updated_at = now() WHERE projection = $1"
+
 MAX_POSITION = "SELECT coalesce(max(position), 0) FROM events"
 
 # The oldest unprojected event is the first after the checkpoint in index order:
@@ -293,6 +305,18 @@ async def save_tracking(connection: Connection, projection: str, tracking: Track
     await connection.execute(
         SAVE_TRACKING, projection, str(tracking.transaction_id), tracking.position
     )
+
+
+async def mark_caught_up(connection: Connection, projection: str) -> None:
+    """Record now as the projection's `caught_up_at` if no stored event is past its
+    checkpoint (one index probe per partition); else leave the last time it was."""
+    await connection.execute(MARK_CAUGHT_UP, projection)
+
+
+async def touch_tracking(connection: Connection, projection: str) -> None:
+    """Say that the projection's read models changed without its checkpoint moving
+    (a replay from quarantine): its `updated_at` is what the API's ETags are made of."""
+    await connection.execute(TOUCH_TRACKING, projection)
 
 
 async def checkpoints(connection: Connection | asyncpg.Pool, projection: str) -> list[str]:

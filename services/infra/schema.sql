@@ -150,7 +150,10 @@ CREATE TABLE projection_checkpoints (
     projection     text PRIMARY KEY,
     transaction_id xid8 NOT NULL DEFAULT '0'::xid8,
     position       bigint NOT NULL DEFAULT 0,
-    updated_at     timestamp with time zone NOT NULL DEFAULT now()
+    updated_at     timestamp with time zone NOT NULL DEFAULT now(),
+    -- The last time the shard found no event past its checkpoint: every event stored
+    -- before it is in the read models (the API's as_of; NULL until it first catches up).
+    caught_up_at   timestamp with time zone
 );
 
 -- Events the usage projection's SQL refused, parked with the error while the

@@ -182,7 +182,8 @@ async def project_batch(
     ages: bool = True,
 ) -> BatchResult | None:
     """Apply the next batch of `shard` (up to `until`) and move its checkpoint, atomically;
-    None when caught up.
+    None when caught up. A batch that was not full, or none, records when the shard was
+    last caught up if nothing waits (`caught_up_at`, the API's `as_of`).
 
     With `auto_purchase`, purchases the batch causes are decided in the same
     transaction (into the outbox); a rebuild leaves it off, and `ages` too (the ages of
@@ -195,12 +196,15 @@ async def project_batch(
         after = await event_store.read_tracking(connection, name)
         copied = await load_batch(connection, after, limit, shard, until)
         if copied is None:
+            await event_store.mark_caught_up(connection, name)
             return None
         if copied.events:
             await apply_batch(connection)
             if auto_purchase:
                 await decide_auto_purchases(connection)
         await event_store.save_tracking(connection, name, copied.end)
+        if copied.events < limit:
+            await event_store.mark_caught_up(connection, name)
         if not ages:
             events = await connection.fetchval(queries("batch.sql")["batch_events"])
             return BatchResult(int(events), copied.end, [])

@@ -165,6 +165,7 @@ async def replay(connection: Connection, position: int, projection: str = PROJEC
             )
         await apply_batch(connection)
         await connection.execute(statements["release"], position, "replayed", None)
+        await event_store.touch_tracking(connection, checkpoint)
 
 
 async def shard_checkpoint(connection: Connection, position: int, projection: str) -> str:

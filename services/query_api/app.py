@@ -1,5 +1,7 @@
 """The REST API over the read models (paths fixed by DESIGN.md), plus health; metrics apart."""
 
+import hashlib
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -41,6 +43,7 @@ def create_app(
         app.include_router(resource.router(settings))
     schema = document_problems(app.openapi())
     app.openapi = lambda: schema  # type: ignore[method-assign]
+    app.state.shape = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()
     return app
 
 

@@ -6,9 +6,10 @@ may read that organization (else 401 or 403, before anything is queried).
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Path, Query, Request
+from fastapi import Depends, Header, Path, Query, Request, Response
 
 from services.query_api.auth import Forbidden, TokenVerifier
+from services.query_api.freshness import FreshReader, NotModified, freshness
 from services.query_api.queries import Reader
 
 OrgPath = Annotated[
@@ -25,13 +26,13 @@ PeriodQuery = Annotated[
 CursorQuery = Annotated[str | None, Query(max_length=512, description="From `next_cursor`.")]
 
 
-def read_models(request: Request) -> Reader:
+async def reader(request: Request) -> Reader:
     """The queries over the read models, on the pool the app opened at startup."""
     reader: Reader = request.app.state.reader
     return reader
 
 
-def readable_organization(
+async def readable_organization(
     request: Request,
     organization_id: OrgPath,
     authorization: Annotated[str | None, Header()] = None,
@@ -44,5 +45,25 @@ def readable_organization(
     return organization_id
 
 
-ReadModels = Annotated[Reader, Depends(read_models)]
 OrganizationId = Annotated[str, Depends(readable_organization)]
+
+
+async def read_models(
+    request: Request, response: Response, organization_id: OrganizationId
+) -> FreshReader:
+    """The queries of one request once its caller may read the organization, with the
+    answer's freshness: a 304 here when the client's copy (If-None-Match) is current."""
+    shared: Reader = request.app.state.reader
+    fresh = await freshness(
+        shared.pool, request.app.state.shape, request.url.path + "?" + request.url.query
+    )
+    if fresh.matches(request.headers.get("if-none-match")):
+        raise NotModified(fresh)
+    fresh.describe(response)
+    return FreshReader(shared.pool, fresh)
+
+
+ReadModels = Annotated[FreshReader, Depends(read_models)]
+"""The read models, for an endpoint of an organization: answers carry `as_of` and an ETag."""
+Store = Annotated[Reader, Depends(reader)]
+"""The read models, for operators' endpoints (no organization, no ETag)."""

@@ -14,11 +14,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.infra.database import POSTGRES_TRANSIENT
 from services.query_api.auth import Forbidden, KeysUnavailable, Unauthorized
+from services.query_api.freshness import NotModified
 from services.query_api.models import Problem
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,11 @@ async def invalid_request(_: Request, error: Exception) -> JSONResponse:
     return problem(422, detail, errors=errors, **one)
 
 
+async def not_modified(_: Request, error: Exception) -> Response:
+    assert isinstance(error, NotModified)
+    return Response(status_code=304, headers=error.headers)
+
+
 async def unauthorized(_: Request, error: Exception) -> JSONResponse:
     return problem(401, str(error), {"WWW-Authenticate": "Bearer"})
 
@@ -110,6 +116,7 @@ def handle_errors(app: FastAPI) -> None:
     """Every error the app answers, as a problem document."""
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(NotModified, not_modified)
     app.add_exception_handler(Unauthorized, unauthorized)
     app.add_exception_handler(Forbidden, forbidden)
     unreachable_kinds: tuple[type[BaseException], ...] = (KeysUnavailable, *POSTGRES_TRANSIENT)

@@ -24,13 +24,22 @@ class Model(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+class Answer(Model):
+    """A whole response: it says how current it is."""
+
+    as_of: datetime | None = Field(
+        description="Every event stored before this time is counted in this answer (also "
+        "the `X-Data-As-Of` header); null until the projection has caught up once."
+    )
+
+
 class AutoPurchase(Model):
     enabled: bool
     threshold_credits: Credits | None
     pack_credits: Credits | None
 
 
-class Usage(Model):
+class Usage(Answer):
     """The current billing period at a glance (dashboard and subscription views)."""
 
     model_config = ConfigDict(
@@ -53,6 +62,7 @@ class Usage(Model):
                         "threshold_credits": "500",
                         "pack_credits": "1000",
                     },
+                    "as_of": "2026-11-24T09:30:01.250Z",
                 }
             ]
         }
@@ -78,12 +88,12 @@ class DailyUsage(Model):
     operations: int
 
 
-class DailyUsageList(Model):
+class DailyUsageList(Answer):
     organization_id: str
     days: list[DailyUsage]
 
 
-class ScenarioDailyUsageList(Model):
+class ScenarioDailyUsageList(Answer):
     organization_id: str
     scenario_id: str
     days: list[DailyUsage]
@@ -99,7 +109,7 @@ class BillingPeriod(Model):
     credits_remaining: Credits
 
 
-class BillingPeriodList(Model):
+class BillingPeriodList(Answer):
     organization_id: str
     periods: list[BillingPeriod]
     next_cursor: str | None = Field(
@@ -107,7 +117,7 @@ class BillingPeriodList(Model):
     )
 
 
-class Page(Model, Generic[T]):
+class Page(Answer, Generic[T]):
     items: list[T]
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null at the end."
@@ -126,7 +136,7 @@ class ScenarioUsage(Model):
     operations: int
 
 
-class ScenarioDetail(Model):
+class ScenarioDetail(Answer):
     scenario_id: str
     period_start: datetime
     credits_this_period: Credits
@@ -158,7 +168,7 @@ class ModuleUsage(Model):
     errors: int
 
 
-class ScenarioModules(Model):
+class ScenarioModules(Answer):
     scenario_id: str
     period_start: datetime
     modules: list[ModuleUsage]
@@ -167,7 +177,7 @@ class ScenarioModules(Model):
     )
 
 
-class RunDetail(RunSummary):
+class RunDetail(RunSummary, Answer):
     modules: list[ModuleUsage]
 
 
@@ -199,7 +209,7 @@ class LogEntry(Model):
     event_id: str | None = None
 
 
-class RunLog(Model):
+class RunLog(Answer):
     run_id: str
     detail: Literal["simple", "advanced"]
     entries: list[LogEntry]

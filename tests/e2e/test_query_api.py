@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import asyncpg
 import httpx
 import pytest
 
@@ -138,23 +139,27 @@ def history(world: World, rng: random.Random) -> list[TypedEvent]:
 
 
 def module_of_other_org(now: datetime) -> TypedEvent:
+    return module_execution(OTHER, "other", "7", now)
+
+
+def module_execution(organization: str, event_id: str, credits: str, now: datetime) -> TypedEvent:
     return build_event(
         "com.metering.module_execution.completed.v2",
         {
-            "organization_id": OTHER,
+            "organization_id": organization,
             "scenario_id": "scn-x",
             "run_id": "run-x",
             "module_id": "1",
             "app": "http",
             "action": "get",
             "operations": 1,
-            "credits": "7",
+            "credits": credits,
             "started_at": now,
             "finished_at": now,
             "status": "success",
         },
         source="test",
-        event_id="other",
+        event_id=event_id,
         time=now,
     )
 
@@ -397,6 +402,104 @@ async def test_every_error_is_a_problem_document(world: World) -> None:
     several = answers["two bad parameters"].json()
     assert "field" not in several
     assert sorted(e["field"] for e in several["errors"]) == ["limit", "period"]
+
+
+async def stored_at(database_url: str, event_id: str) -> datetime | None:
+    connection = await asyncpg.connect(database_url)
+    try:
+        when: datetime | None = await connection.fetchval(
+            "SELECT recorded_at FROM events WHERE source = 'test' AND id = $1", event_id
+        )
+        return when
+    finally:
+        await connection.close()
+
+
+async def test_every_answer_says_how_current_it_is_so_a_late_figure_shows(
+    world: World, pipeline: Pipeline, servers: Endpoints, database_url: str
+) -> None:
+    usage_path = f"/v1/organizations/{ORG}/usage"
+    async with client(world) as api:
+        answers = [await api.get(f"/v1/organizations/{ORG}{path}") for path in PATHS]
+        before = await api.get(usage_path)
+    for path, answer in zip(PATHS, answers, strict=True):
+        assert answer.status_code == 200, path
+        as_of = answer.json()["as_of"]
+        assert as_of is not None, path
+        assert datetime.fromisoformat(answer.headers["x-data-as-of"]) == datetime.fromisoformat(
+            as_of
+        ), path
+
+    # Projector stopped: a new event is stored but not counted, and as_of says so.
+    pipeline.projector.stop()
+    late = module_execution(ORG, "late", "5", world.now)
+    async with Emitter(servers.kafka_bootstrap, pipeline.topic, "test") as emitter:
+        await emitter.send_many([late])
+    await eventually(lambda: stored_at(database_url, "late"))
+    stored = await stored_at(database_url, "late")
+    assert stored is not None
+    async with client(world) as api:
+        waiting = (await api.get(usage_path)).json()
+    assert Decimal(waiting["credits_used"]) == world.used
+    assert datetime.fromisoformat(waiting["as_of"]) < stored
+
+    pipeline.projector.start()
+    async with client(world) as api:
+
+        async def counted() -> bool:
+            answer = (await api.get(usage_path)).json()
+            return datetime.fromisoformat(answer["as_of"]) > stored
+
+        await eventually(counted)
+        after = (await api.get(usage_path)).json()
+    assert Decimal(after["credits_used"]) == world.used + 5
+    assert datetime.fromisoformat(before.json()["as_of"]) < stored
+
+
+async def test_a_client_that_has_the_answer_gets_304_until_it_changes(
+    world: World, pipeline: Pipeline, servers: Endpoints
+) -> None:
+    run_path = f"/v1/organizations/{ORG}/runs/run-03"
+    usage_path = f"/v1/organizations/{ORG}/usage"
+    async with client(world) as api, client(world, OTHER) as other:
+        first = await api.get(run_path)
+        tag = first.headers["etag"]
+        again = await api.get(run_path, headers={"If-None-Match": tag})
+        listed = await api.get(run_path, headers={"If-None-Match": f'W/"x.0", {tag}'})
+        elsewhere = await api.get(
+            f"/v1/organizations/{ORG}/runs/run-04", headers={"If-None-Match": tag}
+        )
+        foreign = await other.get(run_path, headers={"If-None-Match": tag})
+        usage = await api.get(usage_path)
+        usage_tag = usage.headers["etag"]
+        digest, _, until = usage_tag.removeprefix('W/"').removesuffix('"').partition(".")
+        usage_again = await api.get(usage_path, headers={"If-None-Match": usage_tag})
+        # The same answer past the instant it held until (the period's end or local
+        # midnight) is not matched: the clock may have changed it.
+        expired = await api.get(usage_path, headers={"If-None-Match": f'W/"{digest}.1"'})
+
+        async with Emitter(servers.kafka_bootstrap, pipeline.topic, "test") as emitter:
+            await emitter.send_many([module_execution(OTHER, "more", "1", world.now)])
+        metric = 'projector_events_total{projection="usage"}'
+        seen = pipeline.projector.metrics().get(metric, 0)
+        await eventually(lambda: pipeline.projector.metrics().get(metric, 0) > seen)
+        changed = await api.get(run_path, headers={"If-None-Match": tag})
+
+    assert first.status_code == 200
+    assert first.headers["cache-control"] == "private, no-cache"
+    assert tag.startswith('W/"')
+    assert (again.status_code, again.content) == (304, b"")
+    assert again.headers["etag"] == tag
+    assert "x-data-as-of" in again.headers
+    assert listed.status_code == 304
+    assert elsewhere.status_code == 200
+    assert foreign.status_code == 403
+    assert int(until) > 0, "the current period's answer holds until a time"
+    assert usage_again.status_code == 304
+    assert expired.status_code == 200
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != tag
+    assert changed.json() == first.json() | {"as_of": changed.json()["as_of"]}
 
 
 PATHS = [

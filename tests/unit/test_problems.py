@@ -10,16 +10,21 @@ from fastapi.testclient import TestClient
 
 from services.query_api.app import create_app
 from services.query_api.auth import sign
+from services.query_api.queries import Reader
 from services.query_api.settings import ApiSettings
 
 SECRET = "unit-test-secret-long-enough-for-hs256!"
 
 
-class FailingReader:
+class FailingPool:
+    """Answers the freshness probe, fails every query of the read models."""
+
     def __init__(self, error: BaseException) -> None:
         self.error = error
 
-    async def current_period(self, *_: Any) -> None:
+    async def fetchrow(self, query: str, *_: Any) -> dict[str, Any]:
+        if "projection_checkpoints" in query:
+            return {"as_of": None, "state": None}
         raise self.error
 
 
@@ -34,7 +39,7 @@ def test_a_failure_inside_is_a_problem_that_leaks_nothing(
     error: BaseException, status: int, retry: str | None
 ) -> None:
     app = create_app(settings=ApiSettings(jwt_secret=SECRET))
-    app.state.reader = FailingReader(error)
+    app.state.reader = Reader(FailingPool(error))  # type: ignore[arg-type]
     token = sign("org-1", SECRET)
     api = TestClient(app, raise_server_exceptions=False)  # no lifespan: no database
     answer = api.get("/v1/organizations/org-1/usage", headers={"Authorization": f"Bearer {token}"})

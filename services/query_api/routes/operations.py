@@ -7,7 +7,7 @@ import asyncpg
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from services.query_api.deps import ReadModels
+from services.query_api.deps import Store
 from services.query_api.settings import ApiSettings
 
 
@@ -20,7 +20,7 @@ def router(settings: ApiSettings) -> APIRouter:
         return {"status": "ok"}
 
     @router.get("/readyz", include_in_schema=False)
-    async def readyz(read_models: ReadModels) -> JSONResponse:
+    async def readyz(read_models: Store) -> JSONResponse:
         try:
             stalled = await read_models.projector_stalled_s()
         except (OSError, asyncpg.PostgresError) as error:

@@ -54,6 +54,7 @@ def router(settings: ApiSettings) -> APIRouter:
         if not rows:
             await known_scenario(read_models, organization_id, scenario_id)
         return Page(
+            as_of=read_models.as_of,
             items=[run_summary(r) for r in rows[:limit]],
             next_cursor=cursors.next_cursor(
                 rows, limit, lambda last: [last[SORT_KEY].isoformat(), last["run_id"]]
@@ -69,7 +70,8 @@ def router(settings: ApiSettings) -> APIRouter:
         if row is None:
             raise not_found(f"no run {run_id!r} in this organization")
         rows = await read_models.run_modules(organization_id, run_id)
-        return RunDetail(**dict(row), modules=[ModuleUsage(**dict(r)) for r in rows])
+        modules = [ModuleUsage(**dict(r)) for r in rows]
+        return RunDetail(**dict(row), modules=modules, as_of=read_models.as_of)
 
     _add_log(router, settings)
     return router
@@ -101,15 +103,20 @@ def _add_log(router: APIRouter, settings: ApiSettings) -> None:
         rows = await read_models.run_log(organization_id, run_id, start, limit + 1)
         if not rows and after is None and await read_models.run(organization_id, run_id) is None:
             raise not_found(f"no run {run_id!r} in this organization")
-        return log_page(run_id, detail, rows, limit)
+        return log_page(run_id, detail, rows, limit, read_models.as_of)
 
 
 def log_page(
-    run_id: str, detail: Literal["simple", "advanced"], rows: list[asyncpg.Record], limit: int
+    run_id: str,
+    detail: Literal["simple", "advanced"],
+    rows: list[asyncpg.Record],
+    limit: int,
+    as_of: datetime | None,
 ) -> RunLog:
     """A page of a run's log from Reader.run_log's rows (fetched `limit + 1`)."""
     fields = LOG_FIELDS if detail == "advanced" else SIMPLE_LOG
     return RunLog(
+        as_of=as_of,
         run_id=run_id,
         detail=detail,
         entries=[LogEntry(**{k: r[k] for k in fields}) for r in rows[:limit]],

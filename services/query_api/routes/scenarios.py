@@ -43,6 +43,7 @@ def router(settings: ApiSettings) -> APIRouter:
         start = await period_start(read_models, organization_id, period)
         rows = await read_models.scenarios(organization_id, start, after, limit + 1)
         return Page(
+            as_of=read_models.as_of,
             items=[ScenarioUsage(**dict(r)) for r in rows[:limit]],
             next_cursor=cursors.next_cursor(
                 rows, limit, lambda last: [str(last["credits_used"]), last["scenario_id"]]
@@ -59,6 +60,7 @@ def router(settings: ApiSettings) -> APIRouter:
         if row is None:
             raise not_found(f"no scenario {scenario_id!r} in this organization")
         return ScenarioDetail(
+            as_of=read_models.as_of,
             scenario_id=scenario_id,
             period_start=start,
             credits_this_period=row["credits_this_period"],
@@ -94,6 +96,7 @@ def _add_scenario_parts(router: APIRouter, settings: ApiSettings) -> None:
         if not rows and after is None:
             await known_scenario(read_models, organization_id, scenario_id)
         return ScenarioModules(
+            as_of=read_models.as_of,
             scenario_id=scenario_id,
             period_start=start,
             modules=[ModuleUsage(**dict(r)) for r in rows[:limit]],
@@ -121,6 +124,7 @@ def _add_scenario_parts(router: APIRouter, settings: ApiSettings) -> None:
         if not rows:
             await known_scenario(read_models, organization_id, scenario_id)
         return ScenarioDailyUsageList(
+            as_of=read_models.as_of,
             organization_id=organization_id,
             scenario_id=scenario_id,
             days=[DailyUsage(**dict(r)) for r in rows],

@@ -33,7 +33,7 @@ def router(settings: ApiSettings) -> APIRouter:
         """The current billing period: used, total, remaining, daily average, reset date."""
         now = datetime.now(UTC)
         row = await read_models.current_period(organization_id, now)
-        return current_usage(organization_id, row, now)
+        return current_usage(organization_id, row, now, read_models.as_of)
 
     @router.get("/usage/daily", response_model=DailyUsageList)
     async def daily(
@@ -46,7 +46,7 @@ def router(settings: ApiSettings) -> APIRouter:
         from_, to = await day_range(read_models, organization_id, from_, to)
         rows = await read_models.daily(organization_id, from_, to)
         days = [DailyUsage(**dict(r)) for r in rows]
-        return DailyUsageList(organization_id=organization_id, days=days)
+        return DailyUsageList(organization_id=organization_id, days=days, as_of=read_models.as_of)
 
     @router.get("/billing-periods", response_model=BillingPeriodList)
     async def billing_periods(
@@ -60,6 +60,7 @@ def router(settings: ApiSettings) -> APIRouter:
         before = None if after is None else after[0]
         rows = await read_models.billing_periods(organization_id, before, limit + 1)
         return BillingPeriodList(
+            as_of=read_models.as_of,
             organization_id=organization_id,
             periods=[billing_period(r) for r in rows[:limit]],
             next_cursor=cursors.next_cursor(
@@ -70,7 +71,9 @@ def router(settings: ApiSettings) -> APIRouter:
     return router
 
 
-def current_usage(organization_id: str, row: asyncpg.Record, now: datetime) -> Usage:
+def current_usage(
+    organization_id: str, row: asyncpg.Record, now: datetime, as_of: datetime | None
+) -> Usage:
     """The usage report of `row` (Reader.current_period); a calendar month if it has no period."""
     start, end = period_of(row)
     plan_credits = row["plan_credits"] or billing.ZERO
@@ -78,6 +81,7 @@ def current_usage(organization_id: str, row: asyncpg.Record, now: datetime) -> U
     used = row["credits_used"] or billing.ZERO
     total = billing.total(plan_credits, extra)
     return Usage(
+        as_of=as_of,
         organization_id=organization_id,
         period_start=start,
         reset_at=end,
