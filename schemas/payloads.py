@@ -25,6 +25,7 @@ from schemas.timezones import known_time_zone
 ExecutionStatus = Literal["success", "warning", "error"]
 RunStatus = Literal["success", "warning", "error", "incomplete"]
 Trigger = Literal["scheduled", "instant", "manual", "webhook", "api"]
+RunKind = Literal["scenario", "ai_agent"]
 NonNegative = Annotated[Count, Field(ge=0, le=MAX_COUNT)]
 ModuleType = Annotated[
     str,
@@ -81,6 +82,10 @@ class ScenarioRunStartedV1(Payload):
     run_id: Identifier
     trigger: Trigger
     started_at: Timestamp
+    kind: RunKind = Field(
+        default="scenario",
+        description="What ran: a scenario, or an AI agent (whose id is the scenario_id).",
+    )
 
 
 class ScenarioRunFinishedV1(Payload):
@@ -91,6 +96,10 @@ class ScenarioRunFinishedV1(Payload):
     started_at: Timestamp
     finished_at: Timestamp
     duration_ms: NonNegative
+    kind: RunKind = Field(
+        default="scenario",
+        description="What ran: a scenario, or an AI agent (whose id is the scenario_id).",
+    )
 
 
 class SubscriptionPeriodStartedV1(Payload):

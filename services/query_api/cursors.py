@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from services.query_api.errors import bad_input
@@ -28,6 +29,14 @@ def decode(cursor: str | None, parse: Callable[[Any], T]) -> tuple[T, str] | Non
         return parse(value), str(key)
     except (ValueError, TypeError, ArithmeticError, binascii.Error, UnicodeDecodeError):
         raise bad_input("cursor", "not a cursor this API gave out") from None
+
+
+def instant(value: Any) -> datetime:
+    """A cursor's time: ISO 8601 with an offset (a cursor this API gave out has one)."""
+    parsed = datetime.fromisoformat(str(value))
+    if parsed.tzinfo is None:
+        raise ValueError("a cursor's time has an offset")
+    return parsed
 
 
 def next_cursor(rows: Sequence[Row], limit: int, key: Callable[[Row], list[Any]]) -> str | None:

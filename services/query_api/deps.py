@@ -23,6 +23,13 @@ PeriodQuery = Annotated[
         description="`current`, or the start date (YYYY-MM-DD, UTC) of a billing period.",
     ),
 ]
+PeriodFilter = Annotated[
+    str | None,
+    Query(
+        pattern=r"^(current|[0-9]{4}-[0-9]{2}-[0-9]{2})$",
+        description="`current`, or the start date (YYYY-MM-DD, UTC) of a billing period.",
+    ),
+]
 CursorQuery = Annotated[str | None, Query(max_length=512, description="From `next_cursor`.")]
 
 

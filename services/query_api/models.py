@@ -147,7 +147,10 @@ class ScenarioDetail(Answer):
 
 class RunSummary(Model):
     run_id: str
-    scenario_id: str
+    scenario_id: str = Field(description="The scenario's id, or the AI agent's.")
+    kind: Literal["scenario", "ai_agent"] | None = Field(
+        description="What ran; from the run's own events, null until one arrives."
+    )
     status: str | None = Field(description="From the run's own events; null until one arrives.")
     trigger: str | None
     started_at: datetime | None

@@ -5,6 +5,7 @@ The usage gauges of /metrics read the same read models through the same Reader.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import asyncpg
@@ -70,7 +71,7 @@ ORDER BY credits_used DESC, scenario_id DESC LIMIT $5
 
 SCENARIO = """
 SELECT s.scenario_id, s.credits_used, s.runs,
-       (SELECT max(coalesce(r.started_at, r.first_event_at)) FROM runs r  -- runs_history
+       (SELECT max(least(r.started_at, r.first_event_at)) FROM runs r  -- runs_history
         WHERE r.organization_id = s.organization_id AND r.scenario_id = s.scenario_id)
            AS last_run_at,
        coalesce((SELECT credits_used FROM scenario_period_usage p
@@ -79,13 +80,30 @@ SELECT s.scenario_id, s.credits_used, s.runs,
 FROM scenario_usage s WHERE s.organization_id = $1 AND s.scenario_id = $2
 """
 
+# A run's place: least(started_at, first_event_at), indexed by runs_history (one
+# scenario) and runs_by_time (all). It only moves earlier as late events arrive.
 RUNS = """
-SELECT run_id, scenario_id, status, trigger, started_at, finished_at, duration_ms, credits_used,
-       operations, module_count, coalesce(started_at, first_event_at) AS sort_time
+SELECT run_id, scenario_id, kind, status, trigger, started_at, finished_at, duration_ms,
+       credits_used, operations, module_count, least(started_at, first_event_at) AS sort_time
 FROM runs
 WHERE organization_id = $1 AND scenario_id = $2
-  AND ($3::timestamptz IS NULL OR (coalesce(started_at, first_event_at), run_id) < ($3, $4))
-ORDER BY coalesce(started_at, first_event_at) DESC, run_id DESC LIMIT $5
+  AND ($3::timestamptz IS NULL OR (least(started_at, first_event_at), run_id) < ($3, $4))
+ORDER BY least(started_at, first_event_at) DESC, run_id DESC LIMIT $5
+"""
+
+# Every run of an organization in [$2, $3) (and before the cursor $3, $4), newest
+# first; the bounds are index conditions of runs_by_time, the filters are not.
+ALL_RUNS = """
+SELECT run_id, scenario_id, kind, status, trigger, started_at, finished_at, duration_ms,
+       credits_used, operations, module_count, least(started_at, first_event_at) AS sort_time
+FROM runs
+WHERE organization_id = $1
+  AND least(started_at, first_event_at) >= $2
+  AND (least(started_at, first_event_at), run_id) < ($3, $4)
+  AND ($5::text IS NULL OR scenario_id = $5)
+  AND ($6::text IS NULL OR status = $6)
+  AND ($7::text IS NULL OR kind = $7)
+ORDER BY least(started_at, first_event_at) DESC, run_id DESC LIMIT $8
 """
 
 # Whether the organization has the scenario: usage of it, or a run of it.
@@ -103,8 +121,8 @@ ORDER BY credits_used DESC, module_id LIMIT $6
 """
 
 RUN = """
-SELECT run_id, scenario_id, status, trigger, started_at, finished_at, duration_ms, credits_used,
-       operations, module_count
+SELECT run_id, scenario_id, kind, status, trigger, started_at, finished_at, duration_ms,
+       credits_used, operations, module_count
 FROM runs WHERE organization_id = $1 AND run_id = $2
 """
 
@@ -144,6 +162,15 @@ CROSS JOIN LATERAL (
     ORDER BY credits_used DESC, scenario_id DESC LIMIT $3
 ) s
 """
+
+
+@dataclass(frozen=True)
+class RunFilters:
+    """Which runs of an organization to list: None is any."""
+
+    scenario: str | None = None
+    status: str | None = None
+    kind: str | None = None
 
 
 class Reader:
@@ -195,6 +222,26 @@ class Reader:
     ) -> list[asyncpg.Record]:
         when, run = after if after else (None, "")
         return await self.pool.fetch(RUNS, organization, scenario, when, run, limit)
+
+    async def all_runs(
+        self,
+        organization: str,
+        since: datetime,
+        before: tuple[datetime, str],
+        filters: RunFilters,
+        limit: int,
+    ) -> list[asyncpg.Record]:
+        """Runs in [since, before) newest first, `before` a (start, run id) bound."""
+        return await self.pool.fetch(
+            ALL_RUNS,
+            organization,
+            since,
+            *before,
+            filters.scenario,
+            filters.status,
+            filters.kind,
+            limit,
+        )
 
     async def scenario_known(self, organization: str, scenario: str) -> bool:
         return bool(await self.pool.fetchval(SCENARIO_KNOWN, organization, scenario))

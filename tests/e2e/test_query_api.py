@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -37,6 +38,8 @@ class World:
     runs: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     run_scenario: dict[str, str] = field(default_factory=dict)
     run_started: dict[str, datetime] = field(default_factory=dict)
+    run_kind: dict[str, str] = field(default_factory=dict)
+    run_status: dict[str, str] = field(default_factory=dict)
     run_modules: dict[tuple[str, str], Decimal] = field(
         default_factory=lambda: defaultdict(Decimal)
     )
@@ -83,6 +86,8 @@ def history(world: World, rng: random.Random) -> list[TypedEvent]:
         started = world.now - timedelta(days=5) + timedelta(hours=3 * r)
         world.run_scenario[run] = scenario
         world.run_started[run] = started
+        world.run_kind[run] = "ai_agent" if r % 5 == 4 else "scenario"
+        world.run_status[run] = "error" if r % 7 == 6 else "success"
         for k in range(rng.randint(1, 5)):
             module = f"m{k}"
             credits = Decimal(rng.randint(1, 3_000_000)) / Decimal(1_000_000)
@@ -124,7 +129,8 @@ def history(world: World, rng: random.Random) -> list[TypedEvent]:
                     "scenario_id": scenario,
                     "run_id": run,
                     "trigger": "scheduled",
-                    "status": "success",
+                    "status": world.run_status[run],
+                    "kind": world.run_kind[run],
                     "started_at": started,
                     "finished_at": started + timedelta(seconds=10),
                     "duration_ms": 10_000,
@@ -332,6 +338,64 @@ async def test_run_history_newest_first_and_one_run_in_detail(world: World) -> N
     assert "event_id" not in simple["entries"][0]
     assert "event_id" in advanced["entries"][0]
     assert missing.status_code == 404
+
+
+async def test_every_run_of_the_organization_newest_first_by_scenario_status_kind_and_time(
+    world: World,
+) -> None:
+    path = f"/v1/organizations/{ORG}/runs"
+
+    async def listed(api: httpx.AsyncClient, **params: str) -> list[dict[str, object]]:
+        items: list[dict[str, object]] = []
+        cursor = None
+        while True:
+            page = await api.get(
+                path, params={"limit": "7", **params, **({"cursor": cursor} if cursor else {})}
+            )
+            assert page.status_code == 200, page.text
+            items += page.json()["items"]
+            cursor = page.json()["next_cursor"]
+            if cursor is None:
+                return items
+
+    def newest_first(keep: Callable[[str], bool]) -> list[str]:
+        runs = [r for r in world.run_started if keep(r)]
+        return sorted(runs, key=lambda r: world.run_started[r], reverse=True)
+
+    since, until = world.run_started["run-10"], world.run_started["run-20"]
+    async with client(world) as api:
+        every = await listed(api)
+        by_scenario = await listed(api, scenario="scn-1")
+        agents = await listed(api, kind="ai_agent")
+        failed = await listed(api, status="error")
+        window = await listed(api, **{"from": since.isoformat(), "to": until.isoformat()})
+        this_period = await listed(api, period="current", kind="scenario", status="success")
+        refused = {
+            "no such period": await api.get(path, params={"period": "1999-01-01"}),
+            "to before from": await api.get(
+                path, params={"from": until.isoformat(), "to": since.isoformat()}
+            ),
+            "no offset": await api.get(path, params={"from": "2026-11-01T00:00:00"}),
+            "unknown kind": await api.get(path, params={"kind": "robot"}),
+            "foreign cursor": await api.get(path, params={"cursor": "WyJ4IiwgIngiXQ"}),
+        }
+
+    assert [r["run_id"] for r in every] == newest_first(lambda r: True)
+    assert all(r["kind"] == world.run_kind[str(r["run_id"])] for r in every)
+    assert all(r["status"] == world.run_status[str(r["run_id"])] for r in every)
+    assert all(Decimal(str(r["credits_used"])) == world.runs[str(r["run_id"])] for r in every)
+    assert [r["run_id"] for r in by_scenario] == newest_first(
+        lambda r: world.run_scenario[r] == "scn-1"
+    )
+    assert [r["run_id"] for r in agents] == newest_first(lambda r: world.run_kind[r] == "ai_agent")
+    assert [r["run_id"] for r in failed] == newest_first(lambda r: world.run_status[r] == "error")
+    assert [r["run_id"] for r in window] == newest_first(lambda r: 10 <= int(r[4:]) < 20)
+    assert [r["run_id"] for r in this_period] == newest_first(
+        lambda r: world.run_kind[r] == "scenario" and world.run_status[r] == "success"
+    )
+    assert {name: answer.status_code for name, answer in refused.items()} == dict.fromkeys(
+        refused, 422
+    )
 
 
 async def test_a_run_log_comes_in_bounded_pages_that_add_up_to_the_whole_log(

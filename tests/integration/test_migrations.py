@@ -50,7 +50,7 @@ def test_migrations_apply_to_an_empty_database(empty_database_url: str) -> None:
     migrate(empty_database_url)
 
     assert tables(empty_database_url) == EXPECTED_TABLES
-    assert current_revision(empty_database_url) == "0012_caught_up_at"
+    assert current_revision(empty_database_url) == "0013_run_kind"
 
 
 def test_migrating_twice_changes_nothing(empty_database_url: str) -> None:

@@ -23,6 +23,11 @@ CASES: dict[str, tuple[str, tuple[Any, ...]]] = {
     "scenarios": (queries.SCENARIOS, ("org-1", START, Decimal(5), "scn-1", 21)),
     "scenario": (queries.SCENARIO, ("org-1", "scn-1", START)),
     "runs": (queries.RUNS, ("org-1", "scn-1", NOW, "run-9", 21)),
+    "all runs": (queries.ALL_RUNS, ("org-1", START, NOW, "", None, None, None, 21)),
+    "all runs, filtered": (
+        queries.ALL_RUNS,
+        ("org-1", START, NOW, "run-9", "scn-1", "error", "ai_agent", 21),
+    ),
     "scenario modules": (
         queries.SCENARIO_MODULES,
         ("org-1", START, "scn-1", Decimal(5), "m-1", 101),

@@ -173,6 +173,7 @@ def _run(org: str, n: int, rng: random.Random) -> list[TypedEvent]:
             "run_id": run,
             "trigger": "scheduled",
             "started_at": t0,
+            "kind": rng.choice(["scenario", "scenario", "ai_agent"]),
         }
         out.append(
             build_event(

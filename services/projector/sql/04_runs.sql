@@ -84,7 +84,7 @@ FROM upserted u JOIN before b USING (organization_id, run_id)
 WHERE b.scenario_id <> u.scenario_id;
 
 -- runs_from_run_events --
--- runs: status, trigger and times from run events; a finish beats a start
+-- runs: status, trigger, kind and times from run events; a finish beats a start
 -- whatever order they arrive in. The scenario: as in runs_from_usage.
 WITH batch AS (
     SELECT DISTINCT ON (organization_id, data->>'run_id')
@@ -93,7 +93,8 @@ WITH batch AS (
                PARTITION BY organization_id, data->>'run_id') AS scenario_id,
            CASE WHEN type LIKE 'com.metering.scenario_run.finished.%' THEN data->>'status'
                 ELSE 'running' END AS status,
-           data->>'trigger' AS trigger, (data->>'started_at')::timestamptz AS started_at,
+           data->>'trigger' AS trigger, coalesce(data->>'kind', 'scenario') AS kind,
+           (data->>'started_at')::timestamptz AS started_at,
            (data->>'finished_at')::timestamptz AS finished_at,
            (data->>'duration_ms')::bigint AS duration_ms
     FROM projector_batch
@@ -105,17 +106,19 @@ WITH batch AS (
            r.executions > 0 OR r.status IS NOT NULL AS known
     FROM runs r JOIN batch USING (organization_id, run_id)
 ), upserted AS (
-    INSERT INTO runs AS r (organization_id, run_id, scenario_id, status, trigger, started_at,
-                           finished_at, duration_ms)
+    INSERT INTO runs AS r (organization_id, run_id, scenario_id, status, trigger, kind,
+                           started_at, finished_at, duration_ms)
     SELECT t.organization_id, t.run_id,
            CASE WHEN b.known THEN least(b.scenario_id, t.scenario_id) ELSE t.scenario_id END,
-           t.status, t.trigger, t.started_at, t.finished_at, t.duration_ms
+           t.status, t.trigger, t.kind, t.started_at, t.finished_at, t.duration_ms
     FROM batch t LEFT JOIN before b USING (organization_id, run_id)
     ON CONFLICT (organization_id, run_id) DO UPDATE
     SET scenario_id = excluded.scenario_id,
         status = CASE WHEN excluded.status = 'running' AND r.finished_at IS NOT NULL
                       THEN r.status ELSE excluded.status END,
         trigger = coalesce(excluded.trigger, r.trigger),
+        kind = CASE WHEN excluded.status = 'running' AND r.finished_at IS NOT NULL
+                    THEN r.kind ELSE excluded.kind END,
         started_at = coalesce(excluded.started_at, r.started_at),
         finished_at = coalesce(excluded.finished_at, r.finished_at),
         duration_ms = coalesce(excluded.duration_ms, r.duration_ms)

@@ -1,13 +1,20 @@
 """The run endpoints: a scenario's run history, one run in detail, and its log."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import asyncpg
 from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
 
 from services.query_api import cursors
-from services.query_api.deps import CursorQuery, IdPath, OrganizationId, ReadModels
+from services.query_api.deps import (
+    CursorQuery,
+    IdPath,
+    OrganizationId,
+    PeriodFilter,
+    ReadModels,
+)
 from services.query_api.errors import NOT_FOUND, bad_input, not_found
 from services.query_api.models import (
     LogEntry,
@@ -17,7 +24,8 @@ from services.query_api.models import (
     RunLog,
     RunSummary,
 )
-from services.query_api.routes.scenarios import known_scenario
+from services.query_api.queries import Reader, RunFilters
+from services.query_api.routes.scenarios import known_scenario, period_bounds
 from services.query_api.settings import ApiSettings
 
 SORT_KEY = "sort_time"
@@ -49,7 +57,7 @@ def router(settings: ApiSettings) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = settings.default_page_size,
     ) -> Page[RunSummary]:
         """The scenario's run history, newest first, with credits per run."""
-        after = cursors.decode(cursor, lambda value: datetime.fromisoformat(str(value)))
+        after = cursors.decode(cursor, cursors.instant)
         rows = await read_models.runs(organization_id, scenario_id, after, limit + 1)
         if not rows:
             await known_scenario(read_models, organization_id, scenario_id)
@@ -74,7 +82,64 @@ def router(settings: ApiSettings) -> APIRouter:
         return RunDetail(**dict(row), modules=modules, as_of=read_models.as_of)
 
     _add_log(router, settings)
+    _add_all_runs(router, settings)
     return router
+
+
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+RunState = Literal["running", "success", "warning", "error", "incomplete"]
+
+
+def _add_all_runs(router: APIRouter, settings: ApiSettings) -> None:
+    """GET /runs: every run of the organization."""
+
+    @router.get("/runs", response_model=Page[RunSummary])
+    async def all_runs(
+        organization_id: OrganizationId,
+        read_models: ReadModels,
+        scenario: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+        status: RunState | None = None,
+        kind: Literal["scenario", "ai_agent"] | None = None,
+        period: PeriodFilter = None,
+        from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+        to: AwareDatetime | None = None,
+        cursor: CursorQuery = None,
+        limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = settings.default_page_size,
+    ) -> Page[RunSummary]:
+        """Every run of the organization, scenarios' and AI agents' alike, newest first (the
+        platform's Credit usage table): by scenario, status, kind, billing period, and the
+        runs that started in [`from`, `to`)."""
+        after = cursors.decode(cursor, cursors.instant)
+        since, until = await run_window(read_models, organization_id, period, from_, to)
+        before = min((until, ""), after) if after else (until, "")
+        filters = RunFilters(scenario, status, kind)
+        rows = await read_models.all_runs(organization_id, since, before, filters, limit + 1)
+        return Page(
+            as_of=read_models.as_of,
+            items=[run_summary(r) for r in rows[:limit]],
+            next_cursor=cursors.next_cursor(
+                rows, limit, lambda last: [last[SORT_KEY].isoformat(), last["run_id"]]
+            ),
+        )
+
+
+async def run_window(
+    read_models: Reader,
+    organization_id: str,
+    period: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> tuple[datetime, datetime]:
+    """The times runs are listed in: [since, until) within the period if one is named;
+    422 when nothing can be in it."""
+    first, last = (EARLIEST, LATEST)
+    if period is not None:
+        first, last = await period_bounds(read_models, organization_id, period)
+    first, last = max(first, since or first), min(last, until or last)
+    if since is not None and until is not None and until <= since:
+        raise bad_input("to", "`to` is not after `from`")
+    return first, last
 
 
 def _add_log(router: APIRouter, settings: ApiSettings) -> None:
@@ -98,7 +163,7 @@ def _add_log(router: APIRouter, settings: ApiSettings) -> None:
     ) -> RunLog:
         """The run's module executions in order, a page at a time (`next_cursor`);
         `advanced` adds operations, times and ids."""
-        after = cursors.decode(cursor, lambda value: datetime.fromisoformat(str(value)))
+        after = cursors.decode(cursor, cursors.instant)
         start = (after[0], _position(after[1])) if after else None
         rows = await read_models.run_log(organization_id, run_id, start, limit + 1)
         if not rows and after is None and await read_models.run(organization_id, run_id) is None:

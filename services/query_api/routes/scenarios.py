@@ -19,7 +19,7 @@ from services.query_api.models import (
     ScenarioUsage,
 )
 from services.query_api.queries import Reader
-from services.query_api.routes.usage import day_range
+from services.query_api.routes.usage import day_range, period_of
 from services.query_api.settings import ApiSettings
 
 SCENARIO_DAYS = 30
@@ -153,3 +153,16 @@ async def period_start(read_models: Reader, organization_id: str, period: str) -
         raise bad_input("period", f"no billing period starts on {period}")
     start: datetime = found["period_start"]
     return start
+
+
+async def period_bounds(
+    read_models: Reader, organization_id: str, period: str
+) -> tuple[datetime, datetime]:
+    """The start and end of the billing period `period` names (PeriodQuery), or 422."""
+    if period == "current":
+        return period_of(await read_models.current_period(organization_id, datetime.now(UTC)))
+    start = await period_start(read_models, organization_id, period)
+    found = await read_models.period_starting(organization_id, start.date())
+    assert found is not None  # period_start found it
+    end: datetime = found["period_end"]
+    return start, end

@@ -56,7 +56,7 @@ def router(settings: ApiSettings) -> APIRouter:
         cursor: CursorQuery = None,
     ) -> BillingPeriodList:
         """Past and current billing periods with their totals, newest first, in pages."""
-        after = cursors.decode(cursor, lambda value: datetime.fromisoformat(str(value)))
+        after = cursors.decode(cursor, cursors.instant)
         before = None if after is None else after[0]
         rows = await read_models.billing_periods(organization_id, before, limit + 1)
         return BillingPeriodList(
