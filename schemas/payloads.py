@@ -7,7 +7,7 @@ and this service accept exactly the same documents.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -46,7 +46,20 @@ class Closed(BaseModel):
 class Payload(Closed):
     """Base of every event's data: each belongs to one organization."""
 
+    added_later: ClassVar[frozenset[str]] = frozenset()
+    """Fields with a default added to the type after events of it were stored."""
+
     organization_id: Identifier
+
+    def stored_json(self) -> str:
+        """The data as the store keeps it (and its digest covers): a field added later is
+        left out when the producer did not send it, so an event sent before the field
+        existed and sent again after is the same event, a duplicate, not a conflict."""
+        return self.model_dump_json(exclude=self.unsent())
+
+    def unsent(self) -> set[str]:
+        """The fields added later that this event's producer did not send."""
+        return {name for name in self.added_later if name not in self.model_fields_set}
 
 
 class ModuleExecutionCompletedV2(Payload):
@@ -78,6 +91,8 @@ class ModuleExecutionCompletedV1(Payload):
 
 
 class ScenarioRunStartedV1(Payload):
+    added_later = frozenset({"kind"})
+
     scenario_id: Identifier
     run_id: Identifier
     trigger: Trigger
@@ -89,6 +104,8 @@ class ScenarioRunStartedV1(Payload):
 
 
 class ScenarioRunFinishedV1(Payload):
+    added_later = frozenset({"kind"})
+
     scenario_id: Identifier
     run_id: Identifier
     trigger: Trigger

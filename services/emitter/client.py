@@ -50,13 +50,14 @@ def encode(event: TypedEvent, mode: Mode) -> tuple[bytes, list[tuple[str, bytes]
     """The record value and headers for one of the two CloudEvents Kafka bindings."""
     if mode == "structured":
         headers = [("content-type", b"application/cloudevents+json")]
-        return event.model_dump_json(exclude_none=True).encode(), headers
+        unsent = {"data": event.data.unsent()}
+        return event.model_dump_json(exclude_none=True, exclude=unsent).encode(), headers
     attributes = event.model_dump(
         mode="json", exclude={"data", "datacontenttype"}, exclude_none=True
     )
     headers = [(f"ce_{name}", str(value).encode()) for name, value in attributes.items()]
     headers.append(("content-type", b"application/json"))
-    return event.data.model_dump_json().encode(), headers
+    return event.data.stored_json().encode(), headers
 
 
 class Emitter:

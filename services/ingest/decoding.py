@@ -232,7 +232,7 @@ def data_inconsistency(data: object, now: datetime, limits: Limits) -> str | Non
 
 
 def _new_event(event: TypedEvent, record: RawRecord) -> NewEvent:
-    data_json = event.data.model_dump_json()
+    data_json = event.data.stored_json()
     digest = hashlib.sha256(
         f"{event.type}\n{event.subject}\n{event.time.isoformat()}\n{data_json}".encode()
     ).digest()

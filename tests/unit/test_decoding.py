@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -345,3 +346,38 @@ def test_credits_just_under_the_cap_pass() -> None:
     outcome = decode(structured(data={**DATA, "credits": "999999999.999999"}), NOW, Limits())
 
     assert isinstance(outcome, NewEvent)
+
+
+RUN_STARTED = "com.metering.scenario_run.started.v1"
+OLD_RUN_DATA = {
+    "organization_id": "org-1",
+    "scenario_id": "scn-1",
+    "run_id": "run-1",
+    "trigger": "manual",
+    "started_at": "2026-11-24T09:30:00Z",
+}
+OLD_RUN_STORED = (
+    '{"organization_id":"org-1","scenario_id":"scn-1","run_id":"run-1","trigger":"manual",'
+    '"started_at":"2026-11-24T09:30:00Z"}'
+)
+"""How the store held a run event before `kind` existed (its digest covers this text)."""
+
+
+def test_a_field_added_later_leaves_older_events_as_they_were_stored() -> None:
+    # An event stored before `kind` existed and delivered again after: the same data
+    # text and digest, so the store sees a duplicate, not a conflict.
+    old = decode(structured(type=RUN_STARTED, data=OLD_RUN_DATA), NOW, Limits())
+    explicit = decode(
+        structured(type=RUN_STARTED, data={**OLD_RUN_DATA, "kind": "ai_agent"}), NOW, Limits()
+    )
+    assert isinstance(old, NewEvent)
+    assert isinstance(explicit, NewEvent)
+    assert old.data_json == OLD_RUN_STORED
+    assert (
+        old.payload_sha256
+        == hashlib.sha256(
+            f"{RUN_STARTED}\norg-1\n2026-11-24T09:30:01+00:00\n{OLD_RUN_STORED}".encode()
+        ).digest()
+    )
+    assert json.loads(explicit.data_json)["kind"] == "ai_agent"
+    assert explicit.payload_sha256 != old.payload_sha256
