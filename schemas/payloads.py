@@ -140,9 +140,19 @@ class PlanChangedV1(Payload):
 class ExtraCreditsPurchasedV1(Payload):
     """Extra credits, valid until the end of the billing period they were bought in."""
 
+    added_later = frozenset({"threshold_credits", "remaining_credits"})
+
     credits: Credits
     purchase: Literal["manual", "automatic"]
     purchased_at: Timestamp
+    threshold_credits: Credits | None = Field(
+        default=None,
+        description="An automatic purchase's crossing: the threshold credits remaining fell below.",
+    )
+    remaining_credits: SignedCredits | None = Field(
+        default=None,
+        description="An automatic purchase's crossing: the credits remaining when it was decided.",
+    )
 
 
 class AutoPurchaseConfiguredV1(Payload):

@@ -302,6 +302,21 @@ CREATE INDEX runs_history ON runs
 CREATE INDEX runs_by_time ON runs
     (organization_id, (least(started_at, first_event_at)) DESC, run_id DESC);
 
+-- Every extra-credit purchase, listed by the time it was made: a period's are those
+-- whose purchased_at is in it, as its extra_credits are (services/projector/sql).
+-- An automatic purchase keeps the crossing that decided it.
+CREATE TABLE credit_purchases (
+    organization_id   text NOT NULL,
+    purchased_at      timestamp with time zone NOT NULL,
+    event_source      text NOT NULL,
+    event_id          text NOT NULL,
+    credits           numeric(30,6) NOT NULL,
+    purchase          text NOT NULL,  -- manual | automatic
+    threshold_credits numeric(30,6),
+    remaining_credits numeric(30,6),
+    PRIMARY KEY (organization_id, purchased_at, event_source, event_id)
+);
+
 CREATE TABLE run_modules (
     organization_id text NOT NULL,
     run_id          text NOT NULL,
@@ -350,7 +365,9 @@ CREATE TABLE auto_purchase_outbox (
     period_start    timestamp with time zone NOT NULL,
     credits         numeric(30,6) NOT NULL,
     purchased_at    timestamp with time zone NOT NULL,
-    sent_at         timestamp with time zone
+    sent_at         timestamp with time zone,
+    threshold_credits numeric(30,6),
+    remaining_credits numeric(30,6)
 );
 CREATE INDEX auto_purchase_outbox_unsent ON auto_purchase_outbox (purchased_at)
     WHERE sent_at IS NULL;

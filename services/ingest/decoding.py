@@ -211,7 +211,8 @@ def data_inconsistency(data: object, now: datetime, limits: Limits) -> str | Non
     Each rule keeps an event the store could not count out of it (REVIEW A1, F4):
     a period that ends before it starts, a run-level correction without its
     scenario, a module-level one without its run, a module that finished before
-    it started, a time in the future.
+    it started, a time in the future, a manual purchase with an automatic one's
+    crossing.
     """
     fields = vars(data)
     for name in PAST_TIMES:
@@ -228,6 +229,9 @@ def data_inconsistency(data: object, now: datetime, limits: Limits) -> str | Non
         return "data.run_id needs data.scenario_id (a run belongs to a scenario)"
     if fields.get("module_id") is not None and fields.get("run_id", "") is None:
         return "data.module_id needs data.run_id (a module runs in a run)"
+    crossing = fields.get("threshold_credits"), fields.get("remaining_credits")
+    if fields.get("purchase") == "manual" and crossing != (None, None):
+        return "data.threshold_credits and data.remaining_credits are an automatic purchase's"
     return None
 
 

@@ -36,6 +36,7 @@ READ_MODELS = (
     "runs",
     "run_modules",
     "module_executions",
+    "credit_purchases",
 )
 """The tables this projection owns: dropped and rebuilt together."""
 
@@ -58,6 +59,7 @@ READ_MODEL_TOTALS = (
     "03_period_and_daily_totals.sql",
     "04_runs.sql",
     "05_scenarios.sql",
+    "06_purchases.sql",
     "cleanup.sql",
 )
 """From batch_usage into the read models, then (when re-settling) what it emptied is dropped."""

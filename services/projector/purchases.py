@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from decimal import Decimal
 
 import asyncpg
 
@@ -25,8 +26,11 @@ log = logging.getLogger(__name__)
 SOURCE = "metering-projector"
 PURCHASED_V1 = EXTRA_CREDITS_PURCHASED + ".v1"
 
+LARGEST = Decimal(1_000_000_000)
+"""Credits in an event have at most 9 integer digits (schemas/README.md)."""
+
 PENDING = """
-SELECT event_id, organization_id, credits, purchased_at
+SELECT event_id, organization_id, credits, purchased_at, threshold_credits, remaining_credits
 FROM auto_purchase_outbox WHERE sent_at IS NULL ORDER BY purchased_at LIMIT 500
 """
 
@@ -121,8 +125,20 @@ def _purchase(row: asyncpg.Record) -> TypedEvent:
             "credits": row["credits"],
             "purchase": "automatic",
             "purchased_at": row["purchased_at"],
+            **crossing(row),
         },
         source=SOURCE,
         event_id=row["event_id"],
         time=row["purchased_at"],
     )
+
+
+def crossing(row: asyncpg.Record) -> dict[str, Decimal]:
+    """The crossing that decided the purchase; none for a row decided before it was kept,
+    or overdrawn past what an event's credits can say (a billion): the purchase goes anyway."""
+    if row["threshold_credits"] is None or abs(row["remaining_credits"]) >= LARGEST:
+        return {}
+    return {
+        "threshold_credits": row["threshold_credits"],
+        "remaining_credits": row["remaining_credits"],
+    }

@@ -15,7 +15,7 @@ from services.query_api.errors import DOCUMENTED_ERRORS, document_problems, hand
 from services.query_api.limits import AbuseLimits
 from services.query_api.metrics import USAGE, instrument, serve_metrics
 from services.query_api.queries import Reader
-from services.query_api.routes import operations, runs, scenarios, usage
+from services.query_api.routes import apps, operations, purchases, runs, scenarios, usage
 from services.query_api.settings import ApiSettings
 
 log = logging.getLogger("services.query_api")
@@ -39,7 +39,7 @@ def create_app(
     app.add_middleware(AbuseLimits, settings=settings)
     instrument(app)
     handle_errors(app)
-    for resource in (usage, scenarios, runs, operations):
+    for resource in (usage, apps, purchases, scenarios, runs, operations):
         app.include_router(resource.router(settings))
     schema = document_problems(app.openapi())
     app.openapi = lambda: schema  # type: ignore[method-assign]

@@ -28,7 +28,12 @@ def decode(cursor: str | None, parse: Callable[[Any], T]) -> tuple[T, str] | Non
         value, key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         return parse(value), str(key)
     except (ValueError, TypeError, ArithmeticError, binascii.Error, UnicodeDecodeError):
-        raise bad_input("cursor", "not a cursor this API gave out") from None
+        raise foreign() from None
+
+
+def foreign() -> Exception:
+    """The 422 for a cursor this API did not give out."""
+    return bad_input("cursor", "not a cursor this API gave out")
 
 
 def instant(value: Any) -> datetime:

@@ -220,6 +220,111 @@ class RunLog(Answer):
     """Where the next page of entries starts; absent on the last page."""
 
 
+class AppUsage(Model):
+    app: str | None = Field(description="Null for modules only corrections name.")
+    kind: Literal["ai", "standard"]
+    credits_used: Credits
+    operations: int
+    executions: int
+
+
+class AppUsageList(Answer):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "organization_id": "org-1",
+                    "period_start": "2026-11-01T00:00:00Z",
+                    "period_end": "2026-12-01T00:00:00Z",
+                    "apps": [
+                        {
+                            "app": "openai",
+                            "kind": "ai",
+                            "credits_used": "5120.5",
+                            "operations": 812,
+                            "executions": 812,
+                        },
+                        {
+                            "app": "http",
+                            "kind": "standard",
+                            "credits_used": "2200",
+                            "operations": 2200,
+                            "executions": 2200,
+                        },
+                    ],
+                    "by_kind": {"ai": "5120.5", "standard": "2200"},
+                    "not_by_app": "0.75",
+                    "credits_used": "7321.25",
+                    "as_of": "2026-11-24T09:30:01.250Z",
+                }
+            ]
+        }
+    )
+
+    organization_id: str
+    period_start: datetime
+    period_end: datetime
+    apps: list[AppUsage] = Field(description="Largest first; one row per app.")
+    by_kind: dict[Literal["ai", "standard"], Credits]
+    not_by_app: Credits = Field(
+        description="Credits of the period no module is named for (run- and scenario-level "
+        "corrections): apps plus this is the period's usage."
+    )
+    credits_used: Credits
+
+
+class Crossing(Model):
+    threshold_credits: Credits = Field(description="The threshold credits remaining fell below.")
+    remaining_credits: Credits = Field(description="Credits remaining when it was decided.")
+
+
+class Purchase(Model):
+    purchased_at: datetime
+    credits: Credits
+    purchase: Literal["manual", "automatic"]
+    valid_until: datetime = Field(description="The end of the billing period it counts in.")
+    crossing: Crossing | None = Field(
+        description="What decided an automatic purchase; null for a manual one."
+    )
+    event_source: str
+    event_id: str
+
+
+class PurchaseList(Answer):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "organization_id": "org-1",
+                    "period_start": "2026-11-01T00:00:00Z",
+                    "period_end": "2026-12-01T00:00:00Z",
+                    "purchases": [
+                        {
+                            "purchased_at": "2026-11-20T14:02:11Z",
+                            "credits": "1000",
+                            "purchase": "automatic",
+                            "valid_until": "2026-12-01T00:00:00Z",
+                            "crossing": {"threshold_credits": "500", "remaining_credits": "487.5"},
+                            "event_source": "metering-projector",
+                            "event_id": "auto-purchase:org-1:20261101T000000Z:1",
+                        }
+                    ],
+                    "next_cursor": None,
+                    "as_of": "2026-11-24T09:30:01.250Z",
+                }
+            ]
+        }
+    )
+
+    organization_id: str
+    period_start: datetime
+    period_end: datetime
+    purchases: list[Purchase] = Field(description="Oldest first.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
 class FieldError(Model):
     field: str = Field(description="The parameter, as the client named it.")
     detail: str

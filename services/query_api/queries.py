@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import asyncpg
 
@@ -141,6 +142,30 @@ LIMIT $5
 """
 
 
+# Module rows hold executions and module-level corrections: the period's usage less
+# theirs is what no module is named for (run- and scenario-level corrections).
+APPS = """
+SELECT app, sum(credits_used) AS credits_used, sum(operations) AS operations,
+       sum(executions) AS executions
+FROM scenario_module_period_usage
+WHERE organization_id = $1 AND period_start = $2
+GROUP BY app ORDER BY sum(credits_used) DESC, app
+"""
+
+PERIOD_USED = """
+SELECT credits_used FROM billing_periods WHERE organization_id = $1 AND period_start = $2
+"""
+
+PURCHASES = """
+SELECT purchased_at, credits, purchase, threshold_credits, remaining_credits, event_source,
+       event_id
+FROM credit_purchases
+WHERE organization_id = $1 AND purchased_at >= $2 AND purchased_at < $3
+  AND (purchased_at, event_source, event_id) > ($4, $5, $6)
+ORDER BY purchased_at, event_source, event_id LIMIT $7
+"""
+
+
 USAGE_GAUGES = """
 SELECT organization_id, period_start, credits_used, plan_credits + extra_credits AS total
 FROM billing_periods
@@ -271,6 +296,24 @@ class Reader:
         """Up to `limit` executions of the run in order, after the (started_at, position) given."""
         when, position = after if after else (datetime.min.replace(tzinfo=UTC), 0)
         return await self.pool.fetch(RUN_LOG, organization, run, when, position, limit)
+
+    async def apps(self, organization: str, period_start: datetime) -> list[asyncpg.Record]:
+        return await self.pool.fetch(APPS, organization, period_start)
+
+    async def period_used(self, organization: str, period_start: datetime) -> Decimal:
+        used = await self.pool.fetchval(PERIOD_USED, organization, period_start)
+        return Decimal(0) if used is None else Decimal(used)
+
+    async def purchases(
+        self,
+        organization: str,
+        since: datetime,
+        until: datetime,
+        after: tuple[datetime, str, str],
+        limit: int,
+    ) -> list[asyncpg.Record]:
+        """Purchases made in [since, until) after the (time, source, id) `after`, oldest first."""
+        return await self.pool.fetch(PURCHASES, organization, since, until, *after, limit)
 
     async def usage_gauges(self, min_ratio: float, max_series: int) -> list[asyncpg.Record]:
         """Running periods at least `min_ratio` used, the most used first, at most `max_series`."""

@@ -88,6 +88,25 @@ class ApiSettings(BaseSettings):
     usage_gauge_max_series: int = 1000
     """At most this many organizations get usage gauges, the most used first."""
 
+    ai_apps: frozenset[str] = frozenset(
+        {
+            "openai",
+            "openai-gpt-3",
+            "azure-openai",
+            "anthropic-claude",
+            "gemini-ai",
+            "google-gemini-ai",
+            "mistral-ai",
+            "perplexity-ai",
+            "deepseek-ai",
+            "make-ai-agents",
+            "make-ai-tools",
+            "ai-tools",
+        }
+    )
+    """Apps whose modules are AI modules in /usage/apps (`kind: ai`); the rest are
+    `standard`. A JSON list in METERING_API_AI_APPS."""
+
     projector_stall_s: float = 120.0
     """/readyz fails when the projector has made no progress for this long."""
 

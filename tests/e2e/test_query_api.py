@@ -21,6 +21,8 @@ from tests.e2e.conftest import JWT_SECRET, Pipeline
 from tests.support.waiting import eventually
 
 ORG, OTHER = "org-a", "org-b"
+AUTOMATIC = Decimal(50)
+"""Of the world's extra credits, those bought automatically."""
 
 
 @dataclass
@@ -39,6 +41,7 @@ class World:
     run_scenario: dict[str, str] = field(default_factory=dict)
     run_started: dict[str, datetime] = field(default_factory=dict)
     run_kind: dict[str, str] = field(default_factory=dict)
+    apps: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     run_status: dict[str, str] = field(default_factory=dict)
     run_modules: dict[tuple[str, str], Decimal] = field(
         default_factory=lambda: defaultdict(Decimal)
@@ -71,13 +74,27 @@ def history(world: World, rng: random.Random) -> list[TypedEvent]:
             "com.metering.credits.purchased.v1",
             {
                 "organization_id": ORG,
-                "credits": str(world.extra),
+                "credits": str(world.extra - AUTOMATIC),
                 "purchase": "manual",
                 "purchased_at": world.now - timedelta(days=2),
             },
             source="test",
             event_id="buy",
             time=world.now - timedelta(days=2),
+        ),
+        build_event(
+            "com.metering.credits.purchased.v1",
+            {
+                "organization_id": ORG,
+                "credits": str(AUTOMATIC),
+                "purchase": "automatic",
+                "purchased_at": world.now - timedelta(days=1),
+                "threshold_credits": "100",
+                "remaining_credits": "99.5",
+            },
+            source="test",
+            event_id="auto-buy",
+            time=world.now - timedelta(days=1),
         ),
     ]
     for r in range(30):
@@ -100,7 +117,7 @@ def history(world: World, rng: random.Random) -> list[TypedEvent]:
                         "scenario_id": scenario,
                         "run_id": run,
                         "module_id": module,
-                        "app": "openai",
+                        "app": "openai" if k % 2 == 0 else "http",
                         "action": "createCompletion",
                         "operations": 1,
                         "credits": str(credits),
@@ -114,6 +131,7 @@ def history(world: World, rng: random.Random) -> list[TypedEvent]:
                 )
             )
             world.used += credits
+            world.apps["openai" if k % 2 == 0 else "http"] += credits
             world.daily[when.date().isoformat()] += credits
             world.scenarios[scenario] += credits
             world.runs[run] += credits
@@ -424,6 +442,49 @@ async def test_a_run_log_comes_in_bounded_pages_that_add_up_to_the_whole_log(
     assert forged.status_code == 422
 
 
+async def test_a_periods_purchases_manual_and_automatic_add_up_to_its_extra_credits(
+    world: World,
+) -> None:
+    path = f"/v1/organizations/{ORG}/purchases"
+    async with client(world) as api:
+        whole = (await api.get(path)).json()
+        first = (await api.get(path, params={"limit": "1"})).json()
+        rest = (await api.get(path, params={"limit": "1", "cursor": first["next_cursor"]})).json()
+        usage = (await api.get(f"/v1/organizations/{ORG}/usage")).json()
+        elsewhere = await api.get(path, params={"period": "1999-01-01"})
+        forged = await api.get(path, params={"cursor": "WyIyMDI2LTAxLTAxVDAwOjAwOjAwWiIsICJ4Il0"})
+
+    manual, automatic = whole["purchases"]
+    assert (manual["purchase"], manual["crossing"]) == ("manual", None)
+    assert Decimal(manual["credits"]) == world.extra - AUTOMATIC
+    assert automatic["purchase"] == "automatic"
+    assert automatic["crossing"] == {"threshold_credits": "100", "remaining_credits": "99.5"}
+    assert sum(Decimal(p["credits"]) for p in whole["purchases"]) == Decimal(usage["extra_credits"])
+    assert {p["valid_until"] for p in whole["purchases"]} == {usage["reset_at"]}
+    assert datetime.fromisoformat(whole["period_start"]) == world.period_start
+    assert first["purchases"] + rest["purchases"] == whole["purchases"]
+    assert rest["next_cursor"] is None
+    assert elsewhere.status_code == 422
+    assert forged.status_code == 422
+
+
+async def test_a_periods_credits_by_app_and_by_ai_or_not_add_up_to_its_usage(
+    world: World,
+) -> None:
+    async with client(world) as api:
+        apps = (await api.get(f"/v1/organizations/{ORG}/usage/apps")).json()
+        refused = await api.get(f"/v1/organizations/{ORG}/usage/apps", params={"period": "x"})
+
+    assert {a["app"]: Decimal(a["credits_used"]) for a in apps["apps"]} == dict(world.apps)
+    assert [a["app"] for a in apps["apps"]] == sorted(world.apps, key=world.apps.__getitem__)[::-1]
+    assert {a["app"]: a["kind"] for a in apps["apps"]} == {"openai": "ai", "http": "standard"}
+    assert Decimal(apps["by_kind"]["ai"]) == world.apps["openai"]
+    assert Decimal(apps["by_kind"]["standard"]) == world.apps["http"]
+    assert Decimal(apps["credits_used"]) == world.used
+    assert Decimal(apps["not_by_app"]) == 0
+    assert refused.status_code == 422
+
+
 async def test_every_error_is_a_problem_document(world: World) -> None:
     async with client(world) as api:
         answers = {
@@ -568,6 +629,9 @@ async def test_a_client_that_has_the_answer_gets_304_until_it_changes(
 
 PATHS = [
     "/usage",
+    "/usage/apps",
+    "/purchases",
+    "/runs",
     "/usage/daily",
     "/billing-periods",
     "/scenarios",

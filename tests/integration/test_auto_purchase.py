@@ -110,6 +110,23 @@ async def test_each_crossing_buys_one_pack_even_when_the_projector_restarts(
     assert len(purchases) == 2
     assert purchases[0].endswith(":1")
     assert purchases[1].endswith(":2")
+    # Each carries its crossing (credits go down by 5: 20 left is not below 20, 15 is),
+    # and the purchases read model lists it.
+    crossings = await db.fetch(
+        "SELECT data->>'threshold_credits' AS threshold, data->>'remaining_credits' AS remaining"
+        " FROM events WHERE type LIKE 'com.metering.credits.purchased.%' ORDER BY id"
+    )
+    assert [(Decimal(r["threshold"]), Decimal(r["remaining"])) for r in crossings] == [
+        (Decimal(20), Decimal(15))
+    ] * 2
+    listed = await db.fetch(
+        "SELECT event_id, purchase, threshold_credits, remaining_credits FROM credit_purchases"
+        " ORDER BY purchased_at, event_id"
+    )
+    assert [tuple(r) for r in listed] == [
+        (purchases[0], "automatic", Decimal(20), Decimal(15)),
+        (purchases[1], "automatic", Decimal(20), Decimal(15)),
+    ]
 
     # A crash after sending but before marking it sent: the purchase goes out again.
     await db.execute("UPDATE auto_purchase_outbox SET sent_at = NULL")

@@ -19,6 +19,7 @@ EXPECTED_TABLES = {
     "organizations",
     "billing_periods",
     "plan_changes",
+    "credit_purchases",
     "organization_daily_usage",
     "scenario_usage",
     "scenario_period_usage",
@@ -50,7 +51,7 @@ def test_migrations_apply_to_an_empty_database(empty_database_url: str) -> None:
     migrate(empty_database_url)
 
     assert tables(empty_database_url) == EXPECTED_TABLES
-    assert current_revision(empty_database_url) == "0013_run_kind"
+    assert current_revision(empty_database_url) == "0014_credit_purchases"
 
 
 def test_migrating_twice_changes_nothing(empty_database_url: str) -> None:

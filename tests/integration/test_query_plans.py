@@ -38,6 +38,9 @@ CASES: dict[str, tuple[str, tuple[Any, ...]]] = {
         ("org-1", "scn-1", date(2026, 11, 1), date(2026, 11, 30)),
     ),
     "run": (queries.RUN, ("org-1", "run-1")),
+    "apps": (queries.APPS, ("org-1", START)),
+    "period used": (queries.PERIOD_USED, ("org-1", START)),
+    "purchases": (queries.PURCHASES, ("org-1", START, NOW, START, "src", "id", 101)),
     "run modules": (queries.RUN_MODULES, ("org-1", "run-1")),
     "run log": (queries.RUN_LOG, ("org-1", "run-1", NOW, 7, 1001)),
 }

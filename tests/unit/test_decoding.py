@@ -381,3 +381,21 @@ def test_a_field_added_later_leaves_older_events_as_they_were_stored() -> None:
     )
     assert json.loads(explicit.data_json)["kind"] == "ai_agent"
     assert explicit.payload_sha256 != old.payload_sha256
+
+
+def test_only_an_automatic_purchase_says_the_crossing_that_decided_it() -> None:
+    purchase = {
+        "organization_id": "org-1",
+        "credits": "1000",
+        "purchase": "automatic",
+        "purchased_at": "2026-11-24T09:30:00Z",
+        "threshold_credits": "500",
+        "remaining_credits": "-12.5",
+    }
+    kind = "com.metering.credits.purchased.v1"
+    automatic = decode(structured(type=kind, data=purchase), NOW, Limits())
+    manual = decode(structured(type=kind, data={**purchase, "purchase": "manual"}), NOW, Limits())
+
+    assert isinstance(automatic, NewEvent)
+    assert json.loads(automatic.data_json)["remaining_credits"] == "-12.5"
+    assert rejected(manual) == ReasonCode.INVALID_DATA

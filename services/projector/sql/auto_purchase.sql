@@ -25,7 +25,8 @@ WHERE s.organization_id = b.organization_id AND s.period_start = b.period_start
 
 -- fire --
 -- A crossing below the threshold while armed: one purchase, with an id that
--- names the organization, the period and the crossing.
+-- names the organization, the period and the crossing, and the crossing itself
+-- (the threshold, and the credits remaining when it was decided).
 WITH fired AS (
     INSERT INTO auto_purchase_state AS s (organization_id, period_start, armed, purchases)
     SELECT organization_id, period_start, false, 1
@@ -36,9 +37,11 @@ WITH fired AS (
     WHERE s.armed
     RETURNING organization_id, period_start, purchases
 )
-INSERT INTO auto_purchase_outbox (event_id, organization_id, period_start, credits, purchased_at)
+INSERT INTO auto_purchase_outbox (event_id, organization_id, period_start, credits, purchased_at,
+                                  threshold_credits, remaining_credits)
 SELECT 'auto-purchase:' || f.organization_id || ':'
        || to_char(f.period_start AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISS"Z"') || ':'
        || f.purchases,
-       f.organization_id, f.period_start, b.pack, date_trunc('second', now())
+       f.organization_id, f.period_start, b.pack, date_trunc('second', now()),
+       b.threshold, b.remaining
 FROM fired f JOIN batch_auto_purchase b USING (organization_id, period_start);
