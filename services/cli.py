@@ -5,6 +5,7 @@ The local stack and the demo are dev tooling, run from a checkout: `python -m de
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -383,6 +384,26 @@ def api_run(
             console.print(f"[red]METERING_API_ settings: {where}: {problem['msg']}[/red]")
         raise typer.Exit(2) from None
     run(host, port, settings)
+
+
+@api_app.command("openapi")
+def api_openapi(
+    output: Annotated[
+        Path | None, typer.Option(help="Write the document here instead of stdout.")
+    ] = None,
+) -> None:
+    """The API's OpenAPI document (JSON): every operation, answer, error and example."""
+    import json
+
+    from services.query_api.app import create_app
+    from services.query_api.settings import ApiSettings
+
+    settings = ApiSettings(jwt_secret="x" * 32)  # the document names no key
+    document = json.dumps(create_app(settings=settings).openapi(), indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(document)
+    else:
+        output.write_text(document)
 
 
 @app.command("token")

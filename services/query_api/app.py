@@ -5,13 +5,16 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from services.infra.database import create_pool
 from services.infra.settings import ConnectionSettings
 from services.query_api.auth import TokenVerifier
 from services.query_api.errors import DOCUMENTED_ERRORS, document_problems, handle_errors
+from services.query_api.examples import RESPONSES
 from services.query_api.limits import AbuseLimits
 from services.query_api.metrics import USAGE, instrument, serve_metrics
 from services.query_api.queries import Reader
@@ -39,12 +42,27 @@ def create_app(
     app.add_middleware(AbuseLimits, settings=settings)
     instrument(app)
     handle_errors(app)
+    routes: list[APIRoute] = []
     for resource in (usage, apps, purchases, scenarios, runs, operations):
-        app.include_router(resource.router(settings))
-    schema = document_problems(app.openapi())
+        router = resource.router(settings)
+        app.include_router(router)
+        routes += [r for r in router.routes if isinstance(r, APIRoute) and r.include_in_schema]
+    app.state.operations = routes
+    schema = document_examples(routes, document_problems(app.openapi()))
     app.openapi = lambda: schema  # type: ignore[method-assign]
     app.state.shape = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()
     return app
+
+
+def document_examples(routes: list[APIRoute], schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document with an example of each operation's answer
+    (services/query_api/examples.py)."""
+    for route in routes:
+        for method in route.methods or ():
+            operation = schema["paths"][route.path_format][method.lower()]
+            content = operation["responses"]["200"]["content"]["application/json"]
+            content["example"] = RESPONSES[route.response_model]
+    return schema
 
 
 def reading_from(

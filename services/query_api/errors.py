@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.infra.database import POSTGRES_TRANSIENT
 from services.query_api.auth import Forbidden, KeysUnavailable, Unauthorized
+from services.query_api.examples import PROBLEMS
 from services.query_api.freshness import NotModified
 from services.query_api.models import Problem
 
@@ -150,7 +151,8 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
                     response["description"] = ERROR_DESCRIPTIONS.get(
                         int(status), HTTPStatus(int(status)).phrase
                     )
-                    response["content"] = {PROBLEM: {"schema": reference}}
+                    example = PROBLEMS[int(status)]
+                    response["content"] = {PROBLEM: {"schema": reference, "example": example}}
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)

@@ -1,0 +1,152 @@
+"""An example of every answer, for the OpenAPI document (tests/unit/test_openapi_examples.py
+checks that each is a valid answer of its operation)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from pydantic import BaseModel
+
+from services.query_api.models import (
+    AppUsageList,
+    BillingPeriodList,
+    DailyUsageList,
+    LogEntry,
+    Page,
+    PurchaseList,
+    RunDetail,
+    RunLog,
+    RunSummary,
+    ScenarioDailyUsageList,
+    ScenarioDetail,
+    ScenarioModules,
+    ScenarioUsage,
+    Usage,
+)
+
+
+def own(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The examples a model's own schema carries."""
+    extra = model.model_config.get("json_schema_extra")
+    assert isinstance(extra, dict)
+    return cast(list[dict[str, Any]], extra["examples"])
+
+
+AS_OF = "2026-11-24T09:30:01.250000Z"
+PERIOD = {"period_start": "2026-11-01T00:00:00Z"}
+
+MODULE = {
+    "module_id": "3",
+    "app": "openai",
+    "action": "createCompletion",
+    "credits_used": "42.5",
+    "operations": 17,
+    "executions": 17,
+    "errors": 1,
+}
+RUN = {
+    "run_id": "run-8812",
+    "scenario_id": "scn-7",
+    "kind": "scenario",
+    "status": "success",
+    "trigger": "scheduled",
+    "started_at": "2026-11-24T09:00:00Z",
+    "finished_at": "2026-11-24T09:00:41Z",
+    "duration_ms": 41000,
+    "credits_used": "12.5",
+    "operations": 9,
+    "module_count": 4,
+}
+DAYS = [
+    {"day": "2026-11-23", "credits_used": "288.5", "operations": 240},
+    {"day": "2026-11-24", "credits_used": "131", "operations": 97},
+]
+
+RESPONSES: dict[Any, dict[str, Any]] = {
+    Usage: own(Usage)[0],
+    DailyUsageList: {"organization_id": "org-1", "days": DAYS, "as_of": AS_OF},
+    BillingPeriodList: {
+        "organization_id": "org-1",
+        "periods": [
+            {
+                **PERIOD,
+                "period_end": "2026-12-01T00:00:00Z",
+                "plan": "pro",
+                "plan_credits": "10000",
+                "extra_credits": "500",
+                "credits_used": "7321.25",
+                "credits_remaining": "3178.75",
+            }
+        ],
+        "next_cursor": "WyIyMDI2LTExLTAxVDAwOjAwOjAwKzAwOjAwIiwgIiJd",
+        "as_of": AS_OF,
+    },
+    AppUsageList: own(AppUsageList)[0],
+    PurchaseList: own(PurchaseList)[0],
+    Page[ScenarioUsage]: {
+        "items": [{"scenario_id": "scn-7", "credits_used": "1250.5", "operations": 812}],
+        "next_cursor": None,
+        "as_of": AS_OF,
+    },
+    ScenarioDetail: {
+        "scenario_id": "scn-7",
+        **PERIOD,
+        "credits_this_period": "1250.5",
+        "credits_all_time": "20133.75",
+        "runs": 1411,
+        "last_run_at": "2026-11-24T09:00:00Z",
+        "as_of": AS_OF,
+    },
+    ScenarioModules: {
+        "scenario_id": "scn-7",
+        **PERIOD,
+        "modules": [MODULE],
+        "next_cursor": None,
+        "as_of": AS_OF,
+    },
+    ScenarioDailyUsageList: {
+        "organization_id": "org-1",
+        "scenario_id": "scn-7",
+        "days": DAYS,
+        "as_of": AS_OF,
+    },
+    Page[RunSummary]: {
+        "items": [RUN],
+        "next_cursor": "WyIyMDI2LTExLTI0VDA5OjAwOjAwKzAwOjAwIiwgInJ1bi04ODEyIl0",
+        "as_of": AS_OF,
+    },
+    RunDetail: {**RUN, "modules": [MODULE], "as_of": AS_OF},
+    RunLog: {
+        "run_id": "run-8812",
+        "detail": "simple",
+        "entries": own(LogEntry),
+        "as_of": AS_OF,
+    },
+}
+"""An answer of each response model (200), keyed by the model."""
+
+
+def problem(status: int, title: str, detail: str, **members: Any) -> dict[str, Any]:
+    return {"type": "about:blank", "title": title, "status": status, "detail": detail, **members}
+
+
+PROBLEMS: dict[int, dict[str, Any]] = {
+    401: problem(401, "Unauthorized", "a bearer token is required"),
+    403: problem(403, "Forbidden", "this token may not read that organization"),
+    404: problem(404, "Not Found", "no run 'run-1' in this organization"),
+    414: problem(
+        414, "Request-URI Too Long", "the query string has 3000 bytes; at most 2048 are read"
+    ),
+    422: problem(
+        422,
+        "Unprocessable Entity",
+        "cursor: not a cursor this API gave out",
+        field="cursor",
+        errors=[{"field": "cursor", "detail": "not a cursor this API gave out"}],
+    ),
+    429: problem(
+        429, "Too Many Requests", "more than 100 per 1 second for this token; try again in 1 s"
+    ),
+    503: problem(503, "Service Unavailable", "the database is unavailable"),
+}
+"""A problem document of each error status an operation documents."""
