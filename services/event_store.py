@@ -198,8 +198,6 @@ WHERE c.projection = $1
        ORDER BY e.transaction_id, e.position LIMIT 1) IS NULL
 """
 
-TOUCH_TRACKING = "UPDATE projection_checkpoints SET updated_at = now() WHERE projection = $1"
-
 MAX_POSITION = "SELECT coalesce(max(position), 0) FROM events"
 
 # The oldest unprojected event is the first after the checkpoint in index order:
@@ -311,12 +309,6 @@ async def mark_caught_up(connection: Connection, projection: str) -> None:
     """Record now as the projection's `caught_up_at` if no stored event is past its
     checkpoint (one index probe per partition); else leave the last time it was."""
     await connection.execute(MARK_CAUGHT_UP, projection)
-
-
-async def touch_tracking(connection: Connection, projection: str) -> None:
-    """Say that the projection's read models changed without its checkpoint moving
-    (a replay from quarantine): its `updated_at` is what the API's ETags are made of."""
-    await connection.execute(TOUCH_TRACKING, projection)
 
 
 async def checkpoints(connection: Connection | asyncpg.Pool, projection: str) -> list[str]:

@@ -89,6 +89,12 @@ class BatchResult:
     """Events parked in quarantine instead (services/projector/quarantine.py)."""
 
 
+async def mark_changed(connection: Connection) -> None:
+    """Give the organizations of the batch a new version (`sql/batch.sql`, mark_changed):
+    their answers' ETags change, no one else's."""
+    await connection.execute(queries("batch.sql")["mark_changed"])
+
+
 async def prepare_connection(connection: Connection) -> None:
     """Create the batch tables (`sql/batch_tables.sql`) on a connection that projects,
     and let its commits return before the WAL is flushed.
@@ -182,6 +188,7 @@ async def project_batch(
     shard: Shard = WHOLE,
     until: Tracking = END_OF_TIME,
     ages: bool = True,
+    versions: bool = True,
 ) -> BatchResult | None:
     """Apply the next batch of `shard` (up to `until`) and move its checkpoint, atomically;
     None when caught up. A batch that was not full, or none, records when the shard was
@@ -189,8 +196,10 @@ async def project_batch(
 
     With `auto_purchase`, purchases the batch causes are decided in the same
     transaction (into the outbox); a rebuild leaves it off, and `ages` too (the ages of
-    its events feed the live projector's freshness metrics only). Batches of different
-    shards run side by side (the batch lock is shared); a swap or a reshard takes it alone.
+    its events feed the live projector's freshness metrics only), and `versions` (the
+    organizations it changed, for the API's ETags: the swap marks them all). Batches of
+    different shards run side by side (the batch lock is shared); a swap or a reshard
+    takes it alone.
     """
     name = shard.checkpoint(projection)
     async with connection.transaction():
@@ -202,6 +211,8 @@ async def project_batch(
             return None
         if copied.events:
             await apply_batch(connection)
+            if versions:
+                await mark_changed(connection)
             if auto_purchase:
                 await decide_auto_purchases(connection)
         await event_store.save_tracking(connection, name, copied.end)

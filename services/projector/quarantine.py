@@ -38,6 +38,7 @@ from services.projector.projection import (
     BatchResult,
     apply_batch,
     clear_batch,
+    mark_changed,
     prepare_connection,
     project_batch,
     queries,
@@ -79,6 +80,7 @@ async def project_next(
     shard: Shard = WHOLE,
     until: Tracking = END_OF_TIME,
     ages: bool = True,
+    versions: bool = True,
 ) -> BatchResult | None:
     """Project the next batch of `shard` (project_batch); if an event in it is refused,
     isolate it and park it.
@@ -98,6 +100,7 @@ async def project_next(
                 shard=shard,
                 until=until,
                 ages=ages,
+                versions=versions,
             )
         except asyncpg.PostgresError as error:
             if not caused_by_data(error):
@@ -165,7 +168,7 @@ async def replay(connection: Connection, position: int, projection: str = PROJEC
             )
         await apply_batch(connection)
         await connection.execute(statements["release"], position, "replayed", None)
-        await event_store.touch_tracking(connection, checkpoint)
+        await mark_changed(connection)
 
 
 async def shard_checkpoint(connection: Connection, position: int, projection: str) -> str:

@@ -119,7 +119,9 @@ async def _build(
         await connection.execute(queries("rebuild.sql")["build_beside"])
         await prepare_connection(connection)
         while (
-            batch := await project_next(connection, batch_size, shard=shard, ages=False)
+            batch := await project_next(
+                connection, batch_size, shard=shard, ages=False, versions=False
+            )
         ) is not None:
             count(batch.events)
     finally:
@@ -140,6 +142,7 @@ async def _swap(connection: asyncpg.Connection, layout: list[Shard]) -> int:
         for shard in layout:  # the first ones caught up may be behind the last: one point for all
             caught_up += await _catch_up(connection, shard, rebuilt)
         await connection.execute(sql["swap_tables"])
+        await connection.execute(sql["mark_all_changed"])
         await connection.execute(sql["back_to_public"])
         for shard in await event_store.layout(connection, PROJECTION):
             await event_store.save_tracking(connection, shard.checkpoint(PROJECTION), rebuilt)
@@ -154,7 +157,7 @@ async def _catch_up(connection: asyncpg.Connection, shard: Shard, until: Trackin
     """Project `shard` up to `until` (or the high-water mark); the events projected."""
     events = 0
     while batch := await project_next(
-        connection, REBUILD_BATCH, shard=shard, until=until, ages=False
+        connection, REBUILD_BATCH, shard=shard, until=until, ages=False, versions=False
     ):
         events += batch.events
     return events

@@ -61,9 +61,8 @@ async def read_models(
     """The queries of one request once its caller may read the organization, with the
     answer's freshness: a 304 here when the client's copy (If-None-Match) is current."""
     shared: Reader = request.app.state.reader
-    fresh = await freshness(
-        shared.pool, request.app.state.shape, request.url.path + "?" + request.url.query
-    )
+    url = request.url.path + "?" + request.url.query
+    fresh = await freshness(shared.pool, request.app.state.shape, organization_id, url)
     if fresh.matches(request.headers.get("if-none-match")):
         raise NotModified(fresh)
     fresh.describe(response)

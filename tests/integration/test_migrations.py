@@ -16,6 +16,7 @@ EXPECTED_TABLES = {
     "rejected_events",
     "projection_checkpoints",
     "projector_quarantine",
+    "organization_versions",
     "organizations",
     "billing_periods",
     "plan_changes",
@@ -51,7 +52,7 @@ def test_migrations_apply_to_an_empty_database(empty_database_url: str) -> None:
     migrate(empty_database_url)
 
     assert tables(empty_database_url) == EXPECTED_TABLES
-    assert current_revision(empty_database_url) == "0014_credit_purchases"
+    assert current_revision(empty_database_url) == "0015_organization_versions"
 
 
 def test_migrating_twice_changes_nothing(empty_database_url: str) -> None:

@@ -107,8 +107,18 @@ async def test_a_swapped_rebuild_serves_and_the_live_projector_carries_on(
     await store(db, events[:2000])
     await project_everything(db, 500)
     await db.execute("UPDATE runs SET credits_used = credits_used + 1000")  # a damaged model
+    versions = "SELECT organization_id, version FROM organization_versions"
+    before = dict(await db.fetch(versions))
 
     report = await rebuild(database_url, swap=True)
+    # Every organization's answers changed (its runs were repaired): new ETags for all.
+    after = dict(await db.fetch(versions))
+    assert (
+        set(after)
+        == set(before)
+        == {r[0] for r in await db.fetch("SELECT organization_id FROM runs")}
+    )
+    assert all(after[org] != before[org] for org in before)
     await store(db, events[2000:], first_offset=2000)
     await project_everything(db, 500)
 

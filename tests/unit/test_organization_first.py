@@ -38,6 +38,9 @@ OPERATOR_WIDE = {
     "services/query_api/queries.py:USAGE_GAUGES": (
         "the usage gauges of /metrics: the organizations nearest their limit, across all"
     ),
+    "services/projector/sql/rebuild.sql:mark_all_changed": (
+        "a rebuild's swap changes every organization's read models: a new version for each"
+    ),
 }
 """Queries that read every organization by design, and why."""
 

@@ -24,7 +24,7 @@ class FailingPool:
 
     async def fetchrow(self, query: str, *_: Any) -> dict[str, Any]:
         if "projection_checkpoints" in query:
-            return {"as_of": None, "state": None}
+            return {"as_of": None, "version": None}
         raise self.error
 
 

@@ -64,3 +64,11 @@ SELECT count(*) FROM projector_batch;
 SELECT extract(epoch FROM clock_timestamp() - time)::float8 AS since_time,
        extract(epoch FROM clock_timestamp() - recorded_at)::float8 AS since_stored
 FROM projector_batch;
+
+-- mark_changed --
+-- The organizations whose read models this transaction changed (the batch's) get its
+-- id as their version: the API's ETags (services/query_api/freshness.py). Live only:
+-- a rebuild's swap marks every organization at once (rebuild.sql).
+INSERT INTO public.organization_versions AS v (organization_id, version)
+SELECT DISTINCT organization_id, pg_current_xact_id()::text::bigint FROM projector_batch
+ON CONFLICT (organization_id) DO UPDATE SET version = excluded.version;

@@ -81,6 +81,15 @@ ALTER TABLE projection_rebuild.module_executions SET SCHEMA public;
 ALTER TABLE public.credit_purchases SET SCHEMA projection_retired;
 ALTER TABLE projection_rebuild.credit_purchases SET SCHEMA public;
 
+-- mark_all_changed --
+-- Every organization's answers may differ after the swap: new versions for all.
+INSERT INTO public.organization_versions AS v (organization_id, version)
+SELECT organization_id, pg_current_xact_id()::text::bigint
+FROM (SELECT organization_id FROM public.billing_periods
+      UNION SELECT organization_id FROM public.runs
+      UNION SELECT organization_id FROM public.organizations) o
+ON CONFLICT (organization_id) DO UPDATE SET version = excluded.version;
+
 -- back_to_public --
 -- The new tracking record goes to the live checkpoint table.
 SET LOCAL search_path = public;
