@@ -108,11 +108,11 @@ async def test_a_swapped_rebuild_serves_and_the_live_projector_carries_on(
     await project_everything(db, 500)
     await db.execute("UPDATE runs SET credits_used = credits_used + 1000")  # a damaged model
     versions = "SELECT organization_id, version FROM organization_versions"
-    before = dict(await db.fetch(versions))
+    before = {r["organization_id"]: r["version"] for r in await db.fetch(versions)}
 
     report = await rebuild(database_url, swap=True)
     # Every organization's answers changed (its runs were repaired): new ETags for all.
-    after = dict(await db.fetch(versions))
+    after = {r["organization_id"]: r["version"] for r in await db.fetch(versions)}
     assert (
         set(after)
         == set(before)
