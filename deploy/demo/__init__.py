@@ -131,7 +131,14 @@ def _print_ready(
     console.print(f"  token for org-001:  {token}", soft_wrap=True)
     console.print(f"  operator token:     {operator}", soft_wrap=True)
     console.print("  try:")
-    for path in ("usage", "usage/daily", "scenarios", "scenarios/scn-1/runs?limit=5"):
+    for path in (
+        "usage",
+        "usage/daily",
+        "usage/apps",
+        "scenarios",
+        "scenarios/scn-1/runs?limit=5",
+        "runs?kind=ai_agent&limit=5",
+    ):
         console.print(
             f"    curl -s -H 'Authorization: Bearer {token}' "
             f"{base}/v1/organizations/org-001/{path}",

@@ -24,6 +24,9 @@ from schemas.catalog import (
 from services.emitter.client import build_event
 
 SOURCE = "demo-runner"
+AGENT_RUNS = 0.15
+"""The share of runs that are an AI agent's (`agent-1`, `agent-2`) rather than a scenario's."""
+
 MODULES = [
     ("webhooks", "customWebhook", Decimal(1)),
     ("google-sheets", "addRow", Decimal(1)),
@@ -78,19 +81,26 @@ def setup(orgs: list[str], now: datetime) -> list[TypedEvent]:
     return events
 
 
+def _what_runs(rng: random.Random) -> tuple[str, str]:
+    """A scenario, or now and then an AI agent: (its id, the run's kind)."""
+    if rng.random() < AGENT_RUNS:
+        return f"agent-{rng.randint(1, 2)}", "ai_agent"
+    return f"scn-{rng.randint(1, 6)}", "scenario"
+
+
 def runs(orgs: list[str], count: int, now: datetime, seed: int = 7) -> Iterator[TypedEvent]:
     """`count` scenario runs spread over the last days, each with its module executions."""
     rng = random.Random(seed)
     for n in range(count):
         org = rng.choice(orgs)
-        scenario = f"scn-{rng.randint(1, 6)}"
+        scenario, kind = _what_runs(rng)
         run = f"run-{n:06d}"
         started = (now - timedelta(seconds=rng.randint(60, 5 * 86400))).replace(microsecond=0)
         trigger = rng.choice(["scheduled", "instant", "webhook", "manual"])
         base = {"organization_id": org, "scenario_id": scenario, "run_id": run}
         yield build_event(
             f"{SCENARIO_RUN_STARTED}.v1",
-            {**base, "trigger": trigger, "started_at": started},
+            {**base, "trigger": trigger, "started_at": started, "kind": kind},
             source=SOURCE,
             event_id=f"{run}-start",
             time=started,
@@ -126,6 +136,7 @@ def runs(orgs: list[str], count: int, now: datetime, seed: int = 7) -> Iterator[
             {
                 **base,
                 "trigger": trigger,
+                "kind": kind,
                 "status": status,
                 "started_at": started,
                 "finished_at": at,
