@@ -42,6 +42,9 @@ ENDPOINTS = {
     "scenario_modules": f"/v1/organizations/{ORG}/scenarios/{SCENARIO}/modules",
     "run": f"/v1/organizations/{ORG}/runs/{RUN}",
     "run_log": f"/v1/organizations/{ORG}/runs/{RUN}/log?detail=advanced",
+    "all_runs": f"/v1/organizations/{ORG}/runs?limit=20",
+    "usage_apps": f"/v1/organizations/{ORG}/usage/apps",
+    "purchases": f"/v1/organizations/{ORG}/purchases",
 }
 
 
