@@ -81,6 +81,9 @@ async def differences(db: asyncpg.Connection, schema: str) -> dict[str, int]:
     return found
 
 
+# 100k events projected live and rebuilt twice: 134-144 s on this project's 2-core
+# machine alone, more than 300 s (the default hang guard) when it is loaded.
+@pytest.mark.timeout(900)
 async def test_a_rebuild_equals_the_live_models_row_for_row(
     db: asyncpg.Connection, database_url: str
 ) -> None:
