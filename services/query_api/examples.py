@@ -81,8 +81,49 @@ RESPONSES: dict[Any, dict[str, Any]] = {
         "next_cursor": "WyIyMDI2LTExLTAxVDAwOjAwOjAwKzAwOjAwIiwgIiJd",
         "as_of": AS_OF,
     },
-    AppUsageList: own(AppUsageList)[0],
-    PurchaseList: own(PurchaseList)[0],
+    AppUsageList: {
+        "organization_id": "org-1",
+        **PERIOD,
+        "period_end": "2026-12-01T00:00:00Z",
+        "apps": [
+            {
+                "app": "openai",
+                "kind": "ai",
+                "credits_used": "5120.5",
+                "operations": 812,
+                "executions": 812,
+            },
+            {
+                "app": "http",
+                "kind": "standard",
+                "credits_used": "2200",
+                "operations": 2200,
+                "executions": 2200,
+            },
+        ],
+        "by_kind": {"ai": "5120.5", "standard": "2200"},
+        "not_by_app": "0.75",
+        "credits_used": "7321.25",
+        "as_of": AS_OF,
+    },
+    PurchaseList: {
+        "organization_id": "org-1",
+        **PERIOD,
+        "period_end": "2026-12-01T00:00:00Z",
+        "purchases": [
+            {
+                "purchased_at": "2026-11-20T14:02:11Z",
+                "credits": "1000",
+                "purchase": "automatic",
+                "valid_until": "2026-12-01T00:00:00Z",
+                "crossing": {"threshold_credits": "500", "remaining_credits": "487.5"},
+                "event_source": "metering-projector",
+                "event_id": "auto-purchase:org-1:20261101T000000Z:1",
+            }
+        ],
+        "next_cursor": None,
+        "as_of": AS_OF,
+    },
     Page[ScenarioUsage]: {
         "items": [{"scenario_id": "scn-7", "credits_used": "1250.5", "operations": 812}],
         "next_cursor": None,

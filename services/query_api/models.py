@@ -229,38 +229,6 @@ class AppUsage(Model):
 
 
 class AppUsageList(Answer):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "organization_id": "org-1",
-                    "period_start": "2026-11-01T00:00:00Z",
-                    "period_end": "2026-12-01T00:00:00Z",
-                    "apps": [
-                        {
-                            "app": "openai",
-                            "kind": "ai",
-                            "credits_used": "5120.5",
-                            "operations": 812,
-                            "executions": 812,
-                        },
-                        {
-                            "app": "http",
-                            "kind": "standard",
-                            "credits_used": "2200",
-                            "operations": 2200,
-                            "executions": 2200,
-                        },
-                    ],
-                    "by_kind": {"ai": "5120.5", "standard": "2200"},
-                    "not_by_app": "0.75",
-                    "credits_used": "7321.25",
-                    "as_of": "2026-11-24T09:30:01.250Z",
-                }
-            ]
-        }
-    )
-
     organization_id: str
     period_start: datetime
     period_end: datetime
@@ -291,31 +259,6 @@ class Purchase(Model):
 
 
 class PurchaseList(Answer):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "organization_id": "org-1",
-                    "period_start": "2026-11-01T00:00:00Z",
-                    "period_end": "2026-12-01T00:00:00Z",
-                    "purchases": [
-                        {
-                            "purchased_at": "2026-11-20T14:02:11Z",
-                            "credits": "1000",
-                            "purchase": "automatic",
-                            "valid_until": "2026-12-01T00:00:00Z",
-                            "crossing": {"threshold_credits": "500", "remaining_credits": "487.5"},
-                            "event_source": "metering-projector",
-                            "event_id": "auto-purchase:org-1:20261101T000000Z:1",
-                        }
-                    ],
-                    "next_cursor": None,
-                    "as_of": "2026-11-24T09:30:01.250Z",
-                }
-            ]
-        }
-    )
-
     organization_id: str
     period_start: datetime
     period_end: datetime

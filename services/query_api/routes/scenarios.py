@@ -140,10 +140,17 @@ async def known_scenario(read_models: Reader, organization_id: str, scenario_id:
 
 async def period_start(read_models: Reader, organization_id: str, period: str) -> datetime:
     """The start of the billing period `period` names (PeriodQuery), or 422 if it has none."""
+    start, _ = await period_bounds(read_models, organization_id, period)
+    return start
+
+
+async def period_bounds(
+    read_models: Reader, organization_id: str, period: str
+) -> tuple[datetime, datetime]:
+    """The start and end of the billing period `period` names (PeriodQuery), or 422 if it
+    has none; one query either way."""
     if period == "current":
-        row = await read_models.current_period(organization_id, datetime.now(UTC))
-        current: datetime = row["period_start"] or row["standin_start"]
-        return current
+        return period_of(await read_models.current_period(organization_id, datetime.now(UTC)))
     try:
         day = date.fromisoformat(period)
     except ValueError:
@@ -151,18 +158,4 @@ async def period_start(read_models: Reader, organization_id: str, period: str) -
     found = await read_models.period_starting(organization_id, day)
     if found is None:
         raise bad_input("period", f"no billing period starts on {period}")
-    start: datetime = found["period_start"]
-    return start
-
-
-async def period_bounds(
-    read_models: Reader, organization_id: str, period: str
-) -> tuple[datetime, datetime]:
-    """The start and end of the billing period `period` names (PeriodQuery), or 422."""
-    if period == "current":
-        return period_of(await read_models.current_period(organization_id, datetime.now(UTC)))
-    start = await period_start(read_models, organization_id, period)
-    found = await read_models.period_starting(organization_id, start.date())
-    assert found is not None  # period_start found it
-    end: datetime = found["period_end"]
-    return start, end
+    return found["period_start"], found["period_end"]
