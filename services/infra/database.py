@@ -54,9 +54,26 @@ async def create_pool(
     *,
     size: int = 2,
     init: Callable[[asyncpg.Connection], Coroutine[Any, Any, None]] | None = None,
+    read_only: bool = False,
 ) -> asyncpg.Pool:
-    """A small pool with the session settings; `init` prepares each new connection."""
+    """A small pool with the session settings; `init` prepares each new connection.
+
+    A `read_only` pool's users run single statements and change no session state
+    (no SET, LISTEN, advisory lock or cursor): a connection goes back to it as it
+    is, without asyncpg's reset (`RESET ALL; UNLISTEN *; ...`), a round trip per
+    release that cost a third of an API request's time on the database side.
+    """
     pool: asyncpg.Pool = await asyncpg.create_pool(
-        url, min_size=1, max_size=size, init=init, server_settings=SESSION_SETTINGS
+        url,
+        min_size=1,
+        max_size=size,
+        init=init,
+        reset=_keep_session if read_only else None,
+        server_settings=SESSION_SETTINGS,
     )
     return pool
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """The reset of a read-only pool: nothing beyond what asyncpg always does on release
+    (drop listeners, roll back a transaction left open)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,11 +53,26 @@ class Caller:
         return self.operator or self.organization_id == organization_id
 
 
+CACHED_TOKENS = 10_000
+"""How many verified tokens a verifier remembers (the least recently used go first)."""
+CACHE_S = 60.0
+"""The longest a verified token is trusted without checking it again, so a key the
+identity provider withdraws stops being honoured within a minute."""
+
+
 class TokenVerifier:
-    """Verifies bearer tokens as the settings say; one per app (it caches the JWKS)."""
+    """Verifies bearer tokens as the settings say; one per app (it caches the JWKS).
+
+    A token that verified is remembered (its caller and until when) so the next
+    request with it costs a dictionary lookup, not a signature check: until its
+    `exp` (plus the leeway decode allows) and at most CACHE_S. Refused tokens are
+    not remembered: each is checked again, and refused with its reason.
+    """
 
     def __init__(self, settings: ApiSettings) -> None:
         self.settings = settings
+        self.verified: OrderedDict[str, tuple[Caller, float]] = OrderedDict()
+        self.clock = time.time
         self.jwks: jwt.PyJWKClient | None = None
         self.key: str | None = None
         if settings.jwt_jwks_url:
@@ -95,14 +111,31 @@ class TokenVerifier:
         token = authorization[len("bearer ") :].strip()
         if self.mode == "none":
             raise Unauthorized("the API has no key to verify tokens with (METERING_API_JWT_*)")
+        now = self.clock()
+        known = self.verified.get(token)
+        if known is not None and now < known[1]:
+            self.verified.move_to_end(token)
+            return known[0]
         claims = self._decode(token)
         organization = claims.get(self.settings.jwt_organization_claim)
         subject = claims.get("sub")
-        return Caller(
+        caller = Caller(
             organization_id=organization if isinstance(organization, str) else None,
             operator=self.settings.operator_scope in _scopes(claims),
             subject=subject if isinstance(subject, str) else None,
         )
+        self._remember(token, caller, claims, now)
+        return caller
+
+    def _remember(self, token: str, caller: Caller, claims: dict[str, Any], now: float) -> None:
+        """Trust `token` again until it expires (as decode counts), at most CACHE_S."""
+        expires = claims.get("exp")
+        if not isinstance(expires, int | float):
+            return
+        self.verified[token] = (caller, min(expires + self.settings.jwt_leeway_s, now + CACHE_S))
+        self.verified.move_to_end(token)
+        while len(self.verified) > CACHED_TOKENS:
+            self.verified.popitem(last=False)
 
     def _decode(self, token: str) -> dict[str, Any]:
         settings = self.settings

@@ -9,6 +9,10 @@ is at least `usage_gauge_min_ratio` used get series, at most
 `usage_gauge_max_series` of them, the most used first, each with its five most
 used scenarios. They are computed at most once per `usage_gauge_refresh_s`,
 however often Prometheus (or anyone else who reaches the port) scrapes.
+
+With several worker processes (`workers`), each worker records its requests in
+Prometheus' multiprocess files and the parent process serves the port: the
+requests of every worker summed, and the usage gauges read once.
 """
 
 from __future__ import annotations
@@ -35,16 +39,23 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from services.query_api.queries import Reader
 
+PER_PROCESS = CollectorRegistry()
+"""What each process records: its requests."""
+OPERATIONS = CollectorRegistry()
+"""What one process reads for all: the usage gauges and their refreshes."""
 REGISTRY = CollectorRegistry()
+"""Everything a single API process serves on its operations port."""
+REGISTRY.register(PER_PROCESS)  # a registry collects as a Collector does
+REGISTRY.register(OPERATIONS)
 REQUESTS = Counter(
-    "api_requests_total", "HTTP requests", ["method", "route", "status"], registry=REGISTRY
+    "api_requests_total", "HTTP requests", ["method", "route", "status"], registry=PER_PROCESS
 )
 LATENCY = Histogram(
     "api_request_seconds",
     "HTTP request latency",
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-    registry=REGISTRY,
+    registry=PER_PROCESS,
 )
 SCENARIOS_PER_ORGANIZATION = 5
 
@@ -85,12 +96,14 @@ def instrument(app: FastAPI) -> None:
     app.add_middleware(RequestMetrics)
 
 
-def serve_metrics(settings: ApiSettings) -> Callable[[], None]:
-    """Serve REGISTRY on the operations address, in a thread; returns how to stop it."""
+def serve_metrics(
+    settings: ApiSettings, registry: CollectorRegistry = REGISTRY
+) -> Callable[[], None]:
+    """Serve `registry` on the operations address, in a thread; returns how to stop it."""
     if not settings.metrics_port:
         return lambda: None
     server, thread = start_http_server(
-        settings.metrics_port, addr=settings.metrics_host, registry=REGISTRY
+        settings.metrics_port, addr=settings.metrics_host, registry=registry
     )
 
     def stop() -> None:
@@ -110,12 +123,12 @@ class UsageSnapshot:
 REFRESHES = Counter(
     "api_usage_gauge_refreshes_total",
     "Times the usage gauges were read from the database",
-    registry=REGISTRY,
+    registry=OPERATIONS,
 )
 REFRESH_ERRORS = Counter(
     "api_usage_gauge_refresh_errors_total",
     "Usage gauge refreshes that failed (the previous figures are served)",
-    registry=REGISTRY,
+    registry=OPERATIONS,
 )
 
 
@@ -134,10 +147,15 @@ class UsageGauges(Collector):
     refreshed_at: float = -math.inf
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    def attach(self, reader: Reader, settings: ApiSettings) -> None:
-        """Read through `reader` on the running loop from now on."""
+    def attach(
+        self,
+        reader: Reader,
+        settings: ApiSettings,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        """Read through `reader` on `loop` (the running one by default) from now on."""
         self.reader, self.settings = reader, settings
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop or asyncio.get_running_loop()
         self.lock = asyncio.Lock()
         self.refreshed_at = -math.inf
 
@@ -219,4 +237,4 @@ class UsageGauges(Collector):
 
 
 USAGE = UsageGauges()
-REGISTRY.register(USAGE)
+OPERATIONS.register(USAGE)

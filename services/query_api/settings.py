@@ -70,6 +70,12 @@ class ApiSettings(BaseSettings):
     max_log_page_size: int = 1000
     """Most entries of a run log in one response (the default page); `next_cursor` goes on."""
 
+    workers: int = Field(default=1, ge=1, le=64)
+    """API worker processes sharing the port (uvicorn's supervisor starts them). Each has
+    its own database pool (10 connections), token cache and, with the default memory
+    store, its own rate counts: point `rate_limit_storage` at a shared store to count
+    across them."""
+
     metrics_host: str = "127.0.0.1"
     """Address of the operations port serving /metrics (never the public API port)."""
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -18,6 +20,7 @@ from schemas import TypedEvent
 from services.emitter import Emitter, build_event
 from services.query_api.auth import sign
 from tests.e2e.conftest import JWT_SECRET, Pipeline
+from tests.support.processes import ApiProcess
 from tests.support.waiting import eventually
 
 ORG, OTHER = "org-a", "org-b"
@@ -685,3 +688,56 @@ async def test_metrics_label_routes_by_template_and_gauge_usage(world: World) ->
     assert abs(scenario - float(world.scenarios["scn-1"])) < 1e-6
     assert ready.status_code == 200
     assert public.status_code == 404, "metrics on the public API port (REVIEW C1)"
+
+
+async def test_several_workers_answer_alike_and_report_every_request(
+    world: World, database_url: str, tmp_path: Path
+) -> None:
+    """`METERING_API_WORKERS=2`: the same answers as one process; the operations port
+    (served by the supervisor) counts the requests of both workers and gauges usage
+    once; SIGTERM stops the workers with it."""
+    workers = ApiProcess(database_url, tmp_path, JWT_SECRET, {"METERING_API_WORKERS": "2"})
+    workers.start()
+    path = f"/v1/organizations/{ORG}/runs/run-03"
+    try:
+        async with client(world) as one:
+            expected = (await one.get(path)).json()
+        async with httpx.AsyncClient(
+            base_url=workers.base_url,
+            headers={"Authorization": f"Bearer {sign(ORG, JWT_SECRET)}"},
+            limits=httpx.Limits(max_keepalive_connections=0),  # a new connection each
+        ) as several:
+            answers = await asyncio.gather(*(several.get(path) for _ in range(40)))
+        pids = spawned(workers.process.pid)  # type: ignore[union-attr]
+        lines = workers.metrics()
+    finally:
+        assert workers.stop() == 0
+    assert len(pids) == 2, f"worker processes: {pids}"
+    assert not running(pids), "workers outlived SIGTERM"
+    for answer in answers:
+        assert answer.status_code == 200
+        assert {**answer.json(), "as_of": None} == {**expected, "as_of": None}
+    route = 'route="/v1/organizations/{organization_id}/runs/{run_id}"'
+    assert lines[f'api_requests_total{{method="GET",{route},status="200"}}'] == 40
+    assert lines[f'api_request_seconds_count{{method="GET",{route}}}'] == 40
+    ratio = lines[f'credits_used_ratio{{organization="{ORG}"}}']
+    assert abs(ratio - float(world.used / (world.plan + world.extra))) < 1e-9
+
+
+def running(pids: list[int]) -> list[int]:
+    return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+
+
+def spawned(pid: int) -> list[int]:
+    """The processes `pid` started with multiprocessing's spawn (from /proc), sorted:
+    its workers, not multiprocessing's resource tracker."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines())
+            command = (status.parent / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if fields.get("PPid", "").strip() == str(pid) and b"spawn_main" in command:
+            found.append(int(status.parent.name))
+    return sorted(found)

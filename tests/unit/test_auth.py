@@ -12,6 +12,7 @@ import jwt
 import pytest
 from pydantic import ValidationError
 
+from services.query_api import auth
 from services.query_api.auth import Caller, KeysUnavailable, TokenVerifier, Unauthorized, sign
 from services.query_api.settings import ApiSettings
 from tests.support.jwks import AUDIENCE, ISSUER, SigningKey, identity_provider
@@ -183,3 +184,39 @@ def test_an_api_without_a_key_refuses_every_token() -> None:
     verifier = TokenVerifier(ApiSettings(jwt_secret=None, jwt_public_key=None))
     with pytest.raises(Unauthorized):
         verifier.verify(f"Bearer {sign('org-1', SECRET)}")
+
+
+def test_a_verified_token_is_not_checked_again_until_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    verifier = TokenVerifier(ApiSettings(jwt_secret=SECRET, jwt_leeway_s=5))
+    now = time.time()
+    long_lived, short_lived = sign("org-1", SECRET, ttl_s=3600), sign("org-2", SECRET, ttl_s=10)
+    checked: list[str] = []
+    decode = verifier._decode
+
+    def counted(token: str) -> dict[str, Any]:
+        checked.append(token)
+        return decode(token)
+
+    monkeypatch.setattr(verifier, "_decode", counted)
+    clock = [now]
+    monkeypatch.setattr(verifier, "clock", lambda: clock[0])
+
+    for at in (now, now + 30, now + auth.CACHE_S + 1):
+        clock[0] = at
+        assert verifier.verify(f"Bearer {long_lived}").may_read("org-1")
+    assert checked == [long_lived] * 2, "checked again only after CACHE_S (a withdrawn key)"
+    for at in (now, now + 14, now + 16):
+        clock[0] = at
+        assert verifier.verify(f"Bearer {short_lived}").may_read("org-2")
+    assert checked[2:] == [short_lived] * 2, "past exp + leeway the cache does not answer"
+
+
+def test_a_refused_token_is_refused_every_time() -> None:
+    verifier = TokenVerifier(ApiSettings(jwt_secret=SECRET))
+    forged = sign("org-1", "another-secret-long-enough-for-hs256-signing")
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            verifier.verify(f"Bearer {forged}")
+    assert not verifier.verified
