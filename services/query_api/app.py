@@ -75,6 +75,7 @@ def reading_from(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.warning("%s", app.state.verifier.describe())
         pool = await create_pool(database_url, size=10, read_only=True)
+        app.state.pool = pool
         app.state.reader = Reader(pool)
         USAGE.attach(app.state.reader, settings)
         stop_metrics = serve_metrics(settings)

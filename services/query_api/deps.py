@@ -1,11 +1,15 @@
 """The endpoints' dependencies as named `Annotated` aliases: what a request may read, and with what.
 
-An endpoint that takes `OrganizationId` answers only a caller whose bearer token
-may read that organization (else 401 or 403, before anything is queried).
+An endpoint that takes `ReadModels` answers only a caller whose bearer token may
+read the organization in its path (else 401 or 403, before anything is queried).
+One dependency does both (and the freshness probe): each level of FastAPI's
+dependency solving cost ~8 % of a request in the profile.
 """
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import asyncpg
 from fastapi import Depends, Header, Path, Query, Request, Response
 
 from services.query_api.auth import Forbidden, TokenVerifier
@@ -39,34 +43,28 @@ async def reader(request: Request) -> Reader:
     return reader
 
 
-async def readable_organization(
+async def read_models(
     request: Request,
+    response: Response,
     organization_id: OrgPath,
     authorization: Annotated[str | None, Header()] = None,
-) -> str:
-    """The organization in the path, once the bearer token may read it (else 401/403)."""
+) -> AsyncIterator[FreshReader]:
+    """The queries of one request once its bearer token may read the organization in
+    the path (else 401/403), with the answer's freshness: a 304 here when the client's
+    copy (If-None-Match) is current. They share one connection, taken from the pool
+    once: each pool query took and gave one back, 0.1 ms of CPU each."""
     verifier: TokenVerifier = request.app.state.verifier
-    caller = verifier.verify(authorization)
-    if not caller.may_read(organization_id):
+    if not verifier.verify(authorization).may_read(organization_id):
         raise Forbidden("this token may not read that organization")
-    return organization_id
-
-
-OrganizationId = Annotated[str, Depends(readable_organization)]
-
-
-async def read_models(
-    request: Request, response: Response, organization_id: OrganizationId
-) -> FreshReader:
-    """The queries of one request once its caller may read the organization, with the
-    answer's freshness: a 304 here when the client's copy (If-None-Match) is current."""
-    shared: Reader = request.app.state.reader
-    url = request.url.path + "?" + request.url.query
-    fresh = await freshness(shared.pool, request.app.state.shape, organization_id, url)
-    if fresh.matches(request.headers.get("if-none-match")):
-        raise NotModified(fresh)
-    fresh.describe(response)
-    return FreshReader(shared.pool, fresh)
+    pool: asyncpg.Pool = request.app.state.pool
+    scope = request.scope
+    url = scope["path"] + "?" + scope["query_string"].decode("latin-1")
+    async with pool.acquire() as connection:
+        fresh = await freshness(connection, request.app.state.shape, organization_id, url)
+        if fresh.matches(request.headers.get("if-none-match")):
+            raise NotModified(fresh)
+        fresh.describe(response)
+        yield FreshReader(connection, fresh, organization_id)
 
 
 ReadModels = Annotated[FreshReader, Depends(read_models)]

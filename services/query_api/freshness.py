@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from starlette.responses import Response
 
-from services.query_api.queries import PROJECTION, Reader
+from services.query_api.queries import PROJECTION, Queryable, Reader
 
 STATE = """
 SELECT (SELECT CASE WHEN bool_and(caught_up_at IS NOT NULL) THEN min(caught_up_at) END
@@ -89,10 +89,10 @@ def _micros(instant: datetime) -> int:
     return int((instant - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1))
 
 
-async def freshness(pool: asyncpg.Pool, shape: str, organization: str, url: str) -> Freshness:
+async def freshness(database: Queryable, shape: str, organization: str, url: str) -> Freshness:
     """The freshness of an answer about `organization` to `url` now: one query (the
     projection's checkpoints, the organization's version)."""
-    row = await pool.fetchrow(STATE, PROJECTION, organization)
+    row = await database.fetchrow(STATE, PROJECTION, organization)
     assert row is not None  # the query always yields one row
     digest = hashlib.sha256(f"{shape}\n{row['version']}\n{url}".encode()).hexdigest()[:32]
     return Freshness(as_of=row["as_of"], digest=digest)
@@ -118,11 +118,14 @@ class NotModified(Exception):
 
 
 class FreshReader(Reader):
-    """The Reader of one request: it notes how long its answers about the clock hold."""
+    """The Reader of one request about one organization: it notes how long its answers
+    about the clock hold."""
 
-    def __init__(self, pool: asyncpg.Pool, fresh: Freshness) -> None:
-        super().__init__(pool)
+    def __init__(self, database: Queryable, fresh: Freshness, organization_id: str) -> None:
+        super().__init__(database)
         self.fresh = fresh
+        self.organization_id = organization_id
+        """The organization in the path, which the caller may read."""
 
     @property
     def as_of(self) -> datetime | None:

@@ -12,8 +12,11 @@ from decimal import Decimal
 import asyncpg
 
 from services import event_store
+from services.infra.database import Connection
 
 PROJECTION = "usage"
+Queryable = asyncpg.Pool | Connection
+"""The pool (each query takes a connection and gives it back), or one connection."""
 """The projection (services/projector) whose read models this API serves."""
 
 CURRENT_PERIOD = """
@@ -201,7 +204,7 @@ class RunFilters:
 class Reader:
     """Runs the queries on a pool; one method per question the API answers."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: Queryable) -> None:
         self.pool = pool
 
     async def current_period(self, organization: str, now: datetime) -> asyncpg.Record:

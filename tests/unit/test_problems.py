@@ -3,6 +3,8 @@ that went away (503), each a problem document that leaks nothing."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -10,17 +12,21 @@ from fastapi.testclient import TestClient
 
 from services.query_api.app import create_app
 from services.query_api.auth import sign
-from services.query_api.queries import Reader
 from services.query_api.settings import ApiSettings
 
 SECRET = "unit-test-secret-long-enough-for-hs256!"
 
 
 class FailingPool:
-    """Answers the freshness probe, fails every query of the read models."""
+    """Lends itself as the connection; answers the freshness probe, fails every query
+    of the read models."""
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[FailingPool]:
+        yield self
 
     async def fetchrow(self, query: str, *_: Any) -> dict[str, Any]:
         if "projection_checkpoints" in query:
@@ -39,7 +45,7 @@ def test_a_failure_inside_is_a_problem_that_leaks_nothing(
     error: BaseException, status: int, retry: str | None
 ) -> None:
     app = create_app(settings=ApiSettings(jwt_secret=SECRET))
-    app.state.reader = Reader(FailingPool(error))  # type: ignore[arg-type]
+    app.state.pool = FailingPool(error)
     token = sign("org-1", SECRET)
     api = TestClient(app, raise_server_exceptions=False)  # no lifespan: no database
     answer = api.get("/v1/organizations/org-1/usage", headers={"Authorization": f"Bearer {token}"})

@@ -5,7 +5,7 @@ from decimal import Decimal
 import asyncpg
 from fastapi import APIRouter
 
-from services.query_api.deps import OrganizationId, PeriodQuery, ReadModels
+from services.query_api.deps import PeriodQuery, ReadModels
 from services.query_api.models import AppUsage, AppUsageList
 from services.query_api.routes.scenarios import period_bounds
 from services.query_api.settings import ApiSettings
@@ -16,12 +16,11 @@ def router(settings: ApiSettings) -> APIRouter:
     router = APIRouter(prefix="/v1/organizations/{organization_id}", tags=["usage"])
 
     @router.get("/usage/apps", response_model=AppUsageList)
-    async def apps(
-        organization_id: OrganizationId, read_models: ReadModels, period: PeriodQuery = "current"
-    ) -> AppUsageList:
+    async def apps(read_models: ReadModels, period: PeriodQuery = "current") -> AppUsageList:
         """A billing period's credits per app, each app an AI one or not (`kind`, from the
         operators' list METERING_API_AI_APPS), with the totals per kind. One row per app
         the organization used: the list is as long as the platform's app catalogue at most."""
+        organization_id = read_models.organization_id
         start, end = await period_bounds(read_models, organization_id, period)
         rows = await read_models.apps(organization_id, start)
         used = await read_models.period_used(organization_id, start)

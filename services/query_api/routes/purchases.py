@@ -8,7 +8,7 @@ import asyncpg
 from fastapi import APIRouter, Query
 
 from services.query_api import cursors
-from services.query_api.deps import CursorQuery, OrganizationId, PeriodQuery, ReadModels
+from services.query_api.deps import CursorQuery, PeriodQuery, ReadModels
 from services.query_api.models import Crossing, Purchase, PurchaseList
 from services.query_api.routes.scenarios import period_bounds
 from services.query_api.settings import ApiSettings
@@ -22,7 +22,6 @@ def router(settings: ApiSettings) -> APIRouter:
 
     @router.get("/purchases", response_model=PurchaseList)
     async def purchases(
-        organization_id: OrganizationId,
         read_models: ReadModels,
         period: PeriodQuery = "current",
         cursor: CursorQuery = None,
@@ -30,6 +29,7 @@ def router(settings: ApiSettings) -> APIRouter:
     ) -> PurchaseList:
         """Every extra-credit purchase of a billing period, manual and automatic (with the
         crossing that decided it), oldest first, each valid until the period's end."""
+        organization_id = read_models.organization_id
         after = cursors.decode(cursor, cursors.instant)
         start, end = await period_bounds(read_models, organization_id, period)
         since = BEFORE_ALL if after is None else (after[0], *_event_key(after[1]))

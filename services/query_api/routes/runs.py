@@ -11,7 +11,6 @@ from services.query_api import cursors
 from services.query_api.deps import (
     CursorQuery,
     IdPath,
-    OrganizationId,
     PeriodFilter,
     ReadModels,
 )
@@ -50,13 +49,13 @@ def router(settings: ApiSettings) -> APIRouter:
         "/scenarios/{scenario_id}/runs", response_model=Page[RunSummary], responses=NOT_FOUND
     )
     async def runs(
-        organization_id: OrganizationId,
         read_models: ReadModels,
         scenario_id: IdPath,
         cursor: CursorQuery = None,
         limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = settings.default_page_size,
     ) -> Page[RunSummary]:
         """The scenario's run history, newest first, with credits per run."""
+        organization_id = read_models.organization_id
         after = cursors.decode(cursor, cursors.instant)
         rows = await read_models.runs(organization_id, scenario_id, after, limit + 1)
         if not rows:
@@ -70,10 +69,9 @@ def router(settings: ApiSettings) -> APIRouter:
         )
 
     @router.get("/runs/{run_id}", response_model=RunDetail, responses=NOT_FOUND)
-    async def run(
-        organization_id: OrganizationId, read_models: ReadModels, run_id: IdPath
-    ) -> RunDetail:
+    async def run(read_models: ReadModels, run_id: IdPath) -> RunDetail:
         """One run: status, times, credits, and credits per module."""
+        organization_id = read_models.organization_id
         row = await read_models.run(organization_id, run_id)
         if row is None:
             raise not_found(f"no run {run_id!r} in this organization")
@@ -96,7 +94,6 @@ def _add_all_runs(router: APIRouter, settings: ApiSettings) -> None:
 
     @router.get("/runs", response_model=Page[RunSummary])
     async def all_runs(
-        organization_id: OrganizationId,
         read_models: ReadModels,
         scenario: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
         status: RunState | None = None,
@@ -110,6 +107,7 @@ def _add_all_runs(router: APIRouter, settings: ApiSettings) -> None:
         """Every run of the organization, scenarios' and AI agents' alike, newest first (the
         platform's Credit usage table): by scenario, status, kind, billing period, and the
         runs that started in [`from`, `to`)."""
+        organization_id = read_models.organization_id
         after = cursors.decode(cursor, cursors.instant)
         since, until = await run_window(read_models, organization_id, period, from_, to)
         before = min((until, ""), after) if after else (until, "")
@@ -152,7 +150,6 @@ def _add_log(router: APIRouter, settings: ApiSettings) -> None:
         responses=NOT_FOUND,
     )
     async def run_log(
-        organization_id: OrganizationId,
         read_models: ReadModels,
         run_id: IdPath,
         detail: Literal["simple", "advanced"] = "simple",
@@ -163,6 +160,7 @@ def _add_log(router: APIRouter, settings: ApiSettings) -> None:
     ) -> RunLog:
         """The run's module executions in order, a page at a time (`next_cursor`);
         `advanced` adds operations, times and ids."""
+        organization_id = read_models.organization_id
         after = cursors.decode(cursor, cursors.instant)
         start = (after[0], _position(after[1])) if after else None
         rows = await read_models.run_log(organization_id, run_id, start, limit + 1)

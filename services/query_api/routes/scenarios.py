@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from services.query_api import cursors
-from services.query_api.deps import CursorQuery, IdPath, OrganizationId, PeriodQuery, ReadModels
+from services.query_api.deps import CursorQuery, IdPath, PeriodQuery, ReadModels
 from services.query_api.errors import NOT_FOUND, bad_input, not_found
 from services.query_api.models import (
     DailyUsage,
@@ -32,13 +32,13 @@ def router(settings: ApiSettings) -> APIRouter:
 
     @router.get("/scenarios", response_model=Page[ScenarioUsage])
     async def scenarios(
-        organization_id: OrganizationId,
         read_models: ReadModels,
         period: PeriodQuery = "current",
         cursor: CursorQuery = None,
         limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = settings.default_page_size,
     ) -> Page[ScenarioUsage]:
         """Credits per scenario in a billing period, largest first."""
+        organization_id = read_models.organization_id
         after = cursors.decode(cursor, lambda value: Decimal(str(value)))
         start = await period_start(read_models, organization_id, period)
         rows = await read_models.scenarios(organization_id, start, after, limit + 1)
@@ -51,10 +51,9 @@ def router(settings: ApiSettings) -> APIRouter:
         )
 
     @router.get("/scenarios/{scenario_id}", response_model=ScenarioDetail, responses=NOT_FOUND)
-    async def scenario(
-        organization_id: OrganizationId, read_models: ReadModels, scenario_id: IdPath
-    ) -> ScenarioDetail:
+    async def scenario(read_models: ReadModels, scenario_id: IdPath) -> ScenarioDetail:
         """One scenario: credits this period and all time, runs, last run."""
+        organization_id = read_models.organization_id
         start = await period_start(read_models, organization_id, "current")
         row = await read_models.scenario(organization_id, scenario_id, start)
         if row is None:
@@ -80,7 +79,6 @@ def _add_scenario_parts(router: APIRouter, settings: ApiSettings) -> None:
         "/scenarios/{scenario_id}/modules", response_model=ScenarioModules, responses=NOT_FOUND
     )
     async def scenario_modules(
-        organization_id: OrganizationId,
         read_models: ReadModels,
         scenario_id: IdPath,
         period: PeriodQuery = "current",
@@ -88,6 +86,7 @@ def _add_scenario_parts(router: APIRouter, settings: ApiSettings) -> None:
         limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = settings.max_page_size,
     ) -> ScenarioModules:
         """Credits per module across the period's runs of one scenario, largest first."""
+        organization_id = read_models.organization_id
         after = cursors.decode(cursor, lambda value: Decimal(str(value)))
         start = await period_start(read_models, organization_id, period)
         rows = await read_models.scenario_modules(
@@ -111,7 +110,6 @@ def _add_scenario_parts(router: APIRouter, settings: ApiSettings) -> None:
         responses=NOT_FOUND,
     )
     async def scenario_daily(
-        organization_id: OrganizationId,
         read_models: ReadModels,
         scenario_id: IdPath,
         from_: Annotated[date | None, Query(alias="from")] = None,
@@ -119,6 +117,7 @@ def _add_scenario_parts(router: APIRouter, settings: ApiSettings) -> None:
     ) -> ScenarioDailyUsageList:
         """The scenario's credits per day, the chart of its Diagram view: by default the last
         30 days to today, in the organization's time zone."""
+        organization_id = read_models.organization_id
         first, last = await day_range(read_models, organization_id, from_, to, SCENARIO_DAYS)
         rows = await read_models.scenario_daily(organization_id, scenario_id, first, last)
         if not rows:

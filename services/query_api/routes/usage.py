@@ -7,7 +7,7 @@ import asyncpg
 from fastapi import APIRouter, Query
 
 from services.query_api import billing, cursors
-from services.query_api.deps import CursorQuery, OrganizationId, ReadModels
+from services.query_api.deps import CursorQuery, ReadModels
 from services.query_api.errors import bad_input
 from services.query_api.models import (
     AutoPurchase,
@@ -29,20 +29,21 @@ def router(settings: ApiSettings) -> APIRouter:
     router = APIRouter(prefix="/v1/organizations/{organization_id}", tags=["usage"])
 
     @router.get("/usage", response_model=Usage)
-    async def usage(organization_id: OrganizationId, read_models: ReadModels) -> Usage:
+    async def usage(read_models: ReadModels) -> Usage:
         """The current billing period: used, total, remaining, daily average, reset date."""
+        organization_id = read_models.organization_id
         now = datetime.now(UTC)
         row = await read_models.current_period(organization_id, now)
         return current_usage(organization_id, row, now, read_models.as_of)
 
     @router.get("/usage/daily", response_model=DailyUsageList)
     async def daily(
-        organization_id: OrganizationId,
         read_models: ReadModels,
         from_: Annotated[date | None, Query(alias="from")] = None,
         to: Annotated[date | None, Query()] = None,
     ) -> DailyUsageList:
         """The daily usage trend; by default the current billing period's days."""
+        organization_id = read_models.organization_id
         from_, to = await day_range(read_models, organization_id, from_, to)
         rows = await read_models.daily(organization_id, from_, to)
         days = [DailyUsage(**dict(r)) for r in rows]
@@ -50,12 +51,12 @@ def router(settings: ApiSettings) -> APIRouter:
 
     @router.get("/billing-periods", response_model=BillingPeriodList)
     async def billing_periods(
-        organization_id: OrganizationId,
         read_models: ReadModels,
         limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = 24,
         cursor: CursorQuery = None,
     ) -> BillingPeriodList:
         """Past and current billing periods with their totals, newest first, in pages."""
+        organization_id = read_models.organization_id
         after = cursors.decode(cursor, cursors.instant)
         before = None if after is None else after[0]
         rows = await read_models.billing_periods(organization_id, before, limit + 1)
