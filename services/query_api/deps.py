@@ -6,6 +6,7 @@ One dependency does both (and the freshness probe): each level of FastAPI's
 dependency solving cost ~8 % of a request in the profile.
 """
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -52,14 +53,18 @@ async def read_models(
     """The queries of one request once its bearer token may read the organization in
     the path (else 401/403), with the answer's freshness: a 304 here when the client's
     copy (If-None-Match) is current. They share one connection, taken from the pool
-    once: each pool query took and gave one back, 0.1 ms of CPU each."""
+    once: each pool query took and gave one back, 0.1 ms of CPU each. Requests wait
+    for a connection in the order they came (`turns`, a FIFO semaphore as large as
+    the pool): asyncpg's pool lets a newcomer take a connection before those already
+    waiting, which at 32 connections gave a p99 of 1.4 s beside a median of 20 ms."""
     verifier: TokenVerifier = request.app.state.verifier
     if not verifier.verify(authorization).may_read(organization_id):
         raise Forbidden("this token may not read that organization")
     pool: asyncpg.Pool = request.app.state.pool
+    turns: asyncio.Semaphore = request.app.state.turns
     scope = request.scope
     url = scope["path"] + "?" + scope["query_string"].decode("latin-1")
-    async with pool.acquire() as connection:
+    async with turns, pool.acquire() as connection:
         fresh = await freshness(connection, request.app.state.shape, organization_id, url)
         if fresh.matches(request.headers.get("if-none-match")):
             raise NotModified(fresh)

@@ -3,6 +3,7 @@ that went away (503), each a problem document that leaks nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -46,6 +47,7 @@ def test_a_failure_inside_is_a_problem_that_leaks_nothing(
 ) -> None:
     app = create_app(settings=ApiSettings(jwt_secret=SECRET))
     app.state.pool = FailingPool(error)
+    app.state.turns = asyncio.Semaphore(1)
     token = sign("org-1", SECRET)
     api = TestClient(app, raise_server_exceptions=False)  # no lifespan: no database
     answer = api.get("/v1/organizations/org-1/usage", headers={"Authorization": f"Bearer {token}"})
