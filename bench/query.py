@@ -220,7 +220,9 @@ def main() -> dict[str, float]:
         figures |= {f"peer_{name}_{key}": round(value, 2) for key, value in result.items()}
         figures[f"peer_{name}_rps_ratio"] = round(mine[name]["max_rps"] / result["max_rps"], 2)
         figures[f"peer_{name}_p99_ratio"] = round(mine[name]["p99_ms"] / result["p99_ms"], 2)
-    figures["p99_ms_at_fixed_rate_max"] = max(r["p99_ms"] for r in mine.values())
+        half = mine[name]["p99_ms_at_half_rate"] / result["p99_ms_at_half_rate"]
+        figures[f"peer_{name}_p99_ratio_at_half_rate"] = round(half, 2)
+    figures["p99_ms_at_fixed_rate_max"] = round(max(r["p99_ms"] for r in mine.values()), 2)
     figures["max_rps_min"] = min(r["max_rps"] for r in mine.values())
     figures["peer_rps_ratio_min"] = min(figures[f"peer_{n}_rps_ratio"] for n in theirs)
     figures["peer_p99_ratio_max"] = max(figures[f"peer_{n}_p99_ratio"] for n in theirs)
