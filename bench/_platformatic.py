@@ -50,9 +50,6 @@ START_TIMEOUT_S = 60.0
 POOL_SIZE = 10
 PGOPTIONS = "-c default_transaction_read_only=on -c timezone=UTC -c jit=off"
 
-# bench/query.py's ORG, SCENARIO, RUN (not imported: it will import this module).
-ORG, SCENARIO, RUN = "org-1234", "scn-14", "run-1234"
-
 
 @dataclass(frozen=True)
 class View:
@@ -260,9 +257,7 @@ def _list(route: str, where: dict[str, str], order: dict[str, str], limit: int) 
     return f"{route}?{urlencode([*query, ('limit', str(limit))], safe=':')}"
 
 
-def comparable(
-    now: datetime, org: str = ORG, scenario: str = SCENARIO, run: str = RUN
-) -> dict[str, str]:
+def comparable(now: datetime, org: str, scenario: str, run: str) -> dict[str, str]:
     """Platformatic paths giving the rows of bench/query.py's ENDPOINTS, by endpoint name.
 
     The current billing period is the UTC calendar month of `now`, as for the benchmark's
@@ -314,5 +309,4 @@ def comparable(
     }
 
 
-COMPARABLE = comparable(datetime.now(UTC))
 """bench/query.py endpoint name → the Platformatic path (on `serve`'s URL) giving its rows."""

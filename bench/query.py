@@ -191,11 +191,12 @@ def ours(database: str) -> dict[str, dict[str, float]]:
 def peer(database: str) -> dict[str, dict[str, float]]:
     _platformatic.prepare(database)
     console.print(f"peer: Platformatic DB {_platformatic.VERSION}, same tables (no token):")
+    paths = _platformatic.comparable(datetime.now(UTC), ORG, SCENARIO, RUN)
     with _platformatic.serve(database) as base:
-        wrk(base + _platformatic.COMPARABLE["run"], None, seconds=3)  # warmed up like ours
+        wrk(base + paths["run"], None, seconds=3)  # warmed up like ours
         return {
             name: measure(name, base + path, None)
-            for name, path in _platformatic.COMPARABLE.items()
+            for name, path in paths.items()
             if name in ENDPOINTS
         }
 
