@@ -13,9 +13,11 @@ from fastapi.routing import APIRoute
 
 from services.infra.database import create_pool
 from services.infra.settings import ConnectionSettings
+from services.query_api.answers import Answers
 from services.query_api.auth import TokenVerifier
 from services.query_api.errors import DOCUMENTED_ERRORS, document_problems, handle_errors
 from services.query_api.examples import RESPONSES
+from services.query_api.freshness import Rounds
 from services.query_api.limits import AbuseLimits
 from services.query_api.metrics import USAGE, instrument, serve_metrics
 from services.query_api.queries import Reader
@@ -24,7 +26,8 @@ from services.query_api.settings import ApiSettings
 
 log = logging.getLogger("services.query_api")
 POOL_SIZE = 10
-"""Connections of each API process (worker) to PostgreSQL."""
+"""Connections of each API process (worker) to PostgreSQL: one for the freshness rounds,
+the others for the endpoints' queries (`turns`)."""
 
 
 def create_app(
@@ -45,6 +48,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.verifier = TokenVerifier(settings)
+    app.add_middleware(Answers, state=app.state, max_bytes=settings.answer_cache_mb << 20)
     app.add_middleware(AbuseLimits, settings=settings)
     instrument(app)
     handle_errors(app)
@@ -82,7 +86,8 @@ def reading_from(
         log.warning("%s", app.state.verifier.describe())
         pool = await create_pool(database_url, size=POOL_SIZE, read_only=True)
         app.state.pool = pool
-        app.state.turns = asyncio.Semaphore(POOL_SIZE)
+        app.state.turns = asyncio.Semaphore(POOL_SIZE - 1)
+        app.state.rounds = Rounds(pool)
         app.state.reader = Reader(pool)
         USAGE.attach(app.state.reader, settings)
         stop_metrics = serve_metrics(settings)

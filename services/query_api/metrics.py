@@ -57,6 +57,13 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
     registry=PER_PROCESS,
 )
+ANSWERS = Counter(
+    "api_answers_total",
+    "GET answers about an organization by how they were given: kept (from the answer"
+    " cache), not_modified (304) or queried (by the endpoint)",
+    ["outcome"],
+    registry=PER_PROCESS,
+)
 SCENARIOS_PER_ORGANIZATION = 5
 
 

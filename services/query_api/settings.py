@@ -70,6 +70,10 @@ class ApiSettings(BaseSettings):
     max_log_page_size: int = 1000
     """Most entries of a run log in one response (the default page); `next_cursor` goes on."""
 
+    answer_cache_mb: int = Field(default=32, ge=0, le=4096)
+    """Answers each worker keeps by ETag, served while the read models behind them are
+    unchanged (services/query_api/answers.py), in MiB of bodies; 0 keeps none."""
+
     workers: int = Field(default=1, ge=1, le=64)
     """API worker processes sharing the port (uvicorn's supervisor starts them). Each has
     its own database pool (10 connections), token cache and, with the default memory

@@ -639,6 +639,48 @@ async def test_a_client_that_has_the_answer_gets_304_until_it_changes(
     assert changed.json() == first.json() | {"as_of": changed.json()["as_of"]}
 
 
+async def test_an_answer_is_kept_until_its_organizations_read_models_change(
+    world: World, pipeline: Pipeline, servers: Endpoints
+) -> None:
+    """The answer cache (services/query_api/answers.py) gives the same answer again
+    without the endpoint, through other organizations' events (with the as_of they
+    moved), and never after the organization's own: the next answer counts them."""
+    path = f"/v1/organizations/{ORG}/usage"
+
+    def answers() -> dict[str, float]:
+        lines = pipeline.api.metrics()
+        return {o: lines.get(f'api_answers_total{{outcome="{o}"}}', 0) for o in ("kept", "queried")}
+
+    async with client(world) as api, client(world, OTHER) as other:
+        start = answers()
+        first = await api.get(path)
+        again = await api.get(path)
+        refused = await other.get(path)
+        await project(pipeline, servers, module_execution(OTHER, "theirs", "1", world.now))
+        through_others = await api.get(path)
+        kept = answers()
+        await project(pipeline, servers, module_execution(ORG, "mine", "2.5", world.now))
+        changed = await api.get(path)
+        end = answers()
+
+    assert (first.status_code, again.status_code, refused.status_code) == (200, 200, 403)
+    assert again.content == first.content
+    assert again.headers["etag"] == first.headers["etag"]
+    later = through_others.json()
+    assert later == first.json() | {"as_of": later["as_of"]}
+    moved = datetime.fromisoformat(later["as_of"]) > datetime.fromisoformat(first.json()["as_of"])
+    assert moved, "other organizations' events moved as_of"
+    assert datetime.fromisoformat(through_others.headers["x-data-as-of"]) == (
+        datetime.fromisoformat(later["as_of"])
+    )
+    assert through_others.headers["content-length"] == str(len(through_others.content))
+    assert kept["kept"] - start["kept"] == 2
+    assert kept["queried"] - start["queried"] == 1
+    assert Decimal(changed.json()["credits_used"]) == world.used + Decimal("2.5")
+    assert changed.headers["etag"] != first.headers["etag"]
+    assert end["queried"] - kept["queried"] == 1
+
+
 PATHS = [
     "/usage",
     "/usage/apps",
@@ -672,13 +714,14 @@ async def test_metrics_label_routes_by_template_and_gauge_usage(world: World) ->
     async with client(world) as api:
         await api.get(f"/v1/organizations/{ORG}/runs/run-03")
         await api.get(f"/v1/organizations/{ORG}/runs/run-04")
+        await api.get(f"/v1/organizations/{ORG}/runs/run-04")  # kept: counted all the same
         text = (await api.get(world.metrics)).text
         ready = await api.get("/readyz")
         public = await api.get("/metrics")
 
     lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
     route = 'route="/v1/organizations/{organization_id}/runs/{run_id}"'
-    assert float(lines[f'api_requests_total{{method="GET",{route},status="200"}}']) == 2
+    assert float(lines[f'api_requests_total{{method="GET",{route},status="200"}}']) == 3
     assert "run-03" not in text
     ratio = float(lines[f'credits_used_ratio{{organization="{ORG}"}}'])
     assert abs(ratio - float(world.used / (world.plan + world.extra))) < 1e-9

@@ -13,13 +13,14 @@ from fastapi.testclient import TestClient
 
 from services.query_api.app import create_app
 from services.query_api.auth import sign
+from services.query_api.freshness import Rounds
 from services.query_api.settings import ApiSettings
 
 SECRET = "unit-test-secret-long-enough-for-hs256!"
 
 
 class FailingPool:
-    """Lends itself as the connection; answers the freshness probe, fails every query
+    """Lends itself as the connection; answers the freshness rounds, fails every query
     of the read models."""
 
     def __init__(self, error: BaseException) -> None:
@@ -29,9 +30,11 @@ class FailingPool:
     async def acquire(self) -> AsyncIterator[FailingPool]:
         yield self
 
+    async def fetch(self, query: str, _: str, organizations: list[str]) -> list[tuple[Any, ...]]:
+        assert "projection_checkpoints" in query
+        return [(organization, None, None) for organization in organizations]
+
     async def fetchrow(self, query: str, *_: Any) -> dict[str, Any]:
-        if "projection_checkpoints" in query:
-            return {"as_of": None, "version": None}
         raise self.error
 
 
@@ -48,6 +51,7 @@ def test_a_failure_inside_is_a_problem_that_leaks_nothing(
     app = create_app(settings=ApiSettings(jwt_secret=SECRET))
     app.state.pool = FailingPool(error)
     app.state.turns = asyncio.Semaphore(1)
+    app.state.rounds = Rounds(app.state.pool)
     token = sign("org-1", SECRET)
     api = TestClient(app, raise_server_exceptions=False)  # no lifespan: no database
     answer = api.get("/v1/organizations/org-1/usage", headers={"Authorization": f"Bearer {token}"})
