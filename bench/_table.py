@@ -52,6 +52,13 @@ HEADLINES = (
     Headline("query", "max_rps_min", "query API, slowest endpoint's max req/s (c32)", "≥ 4,000"),
     Headline("query", "peer_rps_ratio_min", "query API ÷ Platformatic DB, req/s, worst", "≥ 2"),
     Headline("query", "peer_p99_ratio_max", "query API ÷ Platformatic DB, p99, worst", "≤ 0.5"),
+    Headline("query", "answers_kept_share", "query API, share of answers from its cache", ""),
+    Headline(
+        "query", "uncached_max_rps_min", "query API, cache off, slowest endpoint's max req/s", ""
+    ),
+    Headline(
+        "query", "peer_uncached_rps_ratio_min", "query API cache off ÷ Platformatic DB, req/s", ""
+    ),
     Headline("resettle", "resettle_one_organization_s", "re-settle one organization, s", ""),
     Headline(
         "growth", "append_events_per_s_ratio_last_to_first", "growth: append rate 30M ÷ 1M", "≥ 0.9"

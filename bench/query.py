@@ -14,9 +14,16 @@ then gets, one after the other:
   so a slow server is not hidden by a load generator that waits for it): p50, p99 and
   p99.9 of every request sent, and how many failed.
 
+Each endpoint is asked the same URL again and again, as a dashboard polls: ours
+answers all but each worker's first from its answer cache (services/query_api/
+answers.py; `answers_kept_share` says how many). What a first request costs is
+measured apart: **uncached**, the maximum throughput of each endpoint again with the
+cache off (METERING_API_ANSWER_CACHE_MB=0), `<endpoint>_uncached_max_rps`.
+
 The peer (bench/_platformatic.py) gets the same two measurements on the endpoints it
 has an equivalent for; `peer_<endpoint>_rps_ratio` is ours ÷ its maximum throughput
-and `peer_<endpoint>_p99_ratio` ours ÷ its p99 at the fixed rate. It verifies no
+and `peer_<endpoint>_p99_ratio` ours ÷ its p99 at the fixed rate;
+`peer_<endpoint>_uncached_rps_ratio` is ours uncached ÷ its maximum throughput. It verifies no
 token; ours verifies one on every request. Everything runs on this machine: the load
 generators take CPU from the servers, as they do for both.
 """
@@ -174,7 +181,8 @@ def filled_database() -> str:
     return database
 
 
-def ours(database: str) -> dict[str, dict[str, float]]:
+def ours(database: str) -> tuple[dict[str, dict[str, float]], float]:
+    """Each endpoint's figures (answer cache on), and the share of answers it gave."""
     api = ApiProcess(
         database, Path(tempfile.mkdtemp()), SECRET, {"METERING_API_WORKERS": str(WORKERS)}
     )
@@ -183,9 +191,41 @@ def ours(database: str) -> dict[str, dict[str, float]]:
     console.print(f"our API, {WORKERS} worker process(es):")
     try:
         wrk(api.base_url + ENDPOINTS["usage"], token, seconds=3)  # workers up, pools filled
-        return {name: measure(name, api.base_url + path, token) for name, path in ENDPOINTS.items()}
+        figures = {
+            name: measure(name, api.base_url + path, token) for name, path in ENDPOINTS.items()
+        }
+        answers = api.metrics()
     finally:
         api.stop()
+    kept = answers.get('api_answers_total{outcome="kept"}', 0)
+    given = kept + sum(answers.get(f'api_answers_total{{outcome="{o}"}}', 0) for o in OUTCOMES)
+    return figures, kept / given if given else 0.0
+
+
+OUTCOMES = ("queried", "not_modified")
+
+
+def uncached(database: str) -> dict[str, float]:
+    """Each endpoint's maximum throughput with no answer kept: every request queried."""
+    env = {"METERING_API_WORKERS": str(WORKERS), "METERING_API_ANSWER_CACHE_MB": "0"}
+    api = ApiProcess(database, Path(tempfile.mkdtemp()), SECRET, env)
+    api.start()
+    token = sign(ORG, SECRET)
+    console.print("our API, answer cache off:")
+    figures = {}
+    try:
+        wrk(api.base_url + ENDPOINTS["usage"], token, seconds=3)
+        for name, path in ENDPOINTS.items():
+            most = wrk(api.base_url + path, token)
+            time.sleep(SETTLE_S)
+            console.print(
+                f"  {name:17} max {most['requests_per_s']:6.0f} req/s"
+                f" (c32 p99 {most['p99_ms']:6.1f} ms)"
+            )
+            figures[name] = most["requests_per_s"]
+    finally:
+        api.stop()
+    return figures
 
 
 def peer(database: str) -> dict[str, dict[str, float]]:
@@ -207,30 +247,40 @@ def main() -> dict[str, float]:
     vegeta()
     _platformatic.install()
     database = filled_database()
-    mine, theirs = ours(database), peer(database)
+    (mine, kept), first, theirs = ours(database), uncached(database), peer(database)
     with psycopg.connect(database) as connection:
         stored = connection.execute("SELECT count(*) FROM events").fetchone()
     figures: dict[str, float] = {
         "events": stored[0] if stored else 0,
         "fixed_rate_rps": RATE,
         "workers": WORKERS,
+        "answers_kept_share": round(kept, 4),
     }
     for name, result in mine.items():
         figures |= {f"{name}_{key}": round(value, 2) for key, value in result.items()}
+        figures[f"{name}_uncached_max_rps"] = round(first[name], 2)
     for name, result in theirs.items():
         figures |= {f"peer_{name}_{key}": round(value, 2) for key, value in result.items()}
         figures[f"peer_{name}_rps_ratio"] = round(mine[name]["max_rps"] / result["max_rps"], 2)
+        figures[f"peer_{name}_uncached_rps_ratio"] = round(first[name] / result["max_rps"], 2)
         figures[f"peer_{name}_p99_ratio"] = round(mine[name]["p99_ms"] / result["p99_ms"], 2)
         half = mine[name]["p99_ms_at_half_rate"] / result["p99_ms_at_half_rate"]
         figures[f"peer_{name}_p99_ratio_at_half_rate"] = round(half, 2)
     figures["p99_ms_at_fixed_rate_max"] = round(max(r["p99_ms"] for r in mine.values()), 2)
     figures["max_rps_min"] = min(r["max_rps"] for r in mine.values())
+    figures["uncached_max_rps_min"] = min(first.values())
+    figures["peer_uncached_rps_ratio_min"] = min(
+        figures[f"peer_{n}_uncached_rps_ratio"] for n in theirs
+    )
     figures["peer_rps_ratio_min"] = min(figures[f"peer_{n}_rps_ratio"] for n in theirs)
     figures["peer_p99_ratio_max"] = max(figures[f"peer_{n}_p99_ratio"] for n in theirs)
     console.print(
         f"  worst p99 at {RATE}/s: [bold]{figures['p99_ms_at_fixed_rate_max']:.2f} ms[/bold];"
         f" slowest maximum: [bold]{figures['max_rps_min']:.0f} req/s[/bold];"
         f" vs peer: throughput x{figures['peer_rps_ratio_min']} at worst,"
-        f" p99 x{figures['peer_p99_ratio_max']} at worst"
+        f" p99 x{figures['peer_p99_ratio_max']} at worst;"
+        f" answers kept {figures['answers_kept_share']:.1%};"
+        f" uncached: slowest {figures['uncached_max_rps_min']:.0f} req/s,"
+        f" vs peer x{figures['peer_uncached_rps_ratio_min']} at worst"
     )
     return figures
