@@ -16,8 +16,9 @@
 
 The state (`as_of`, the organization's version) is read for each request after it
 arrives, as if each sent its own query, but the requests of one process that arrive
-while a read is under way share the next one (`Rounds`): at 32 connections a query
-each was ~20 % of the API's CPU and a pool connection per request.
+while a read is under way share the next one (`Rounds`), so a kept answer
+(services/query_api/answers.py) needs no pool connection of its own. On its own (cache
+off) it changed no throughput measurably (/usage, c32, 2 workers, 10M events).
 """
 
 from __future__ import annotations
