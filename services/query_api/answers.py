@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter
-from starlette.datastructures import State
+from starlette.datastructures import Headers, State
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -118,7 +118,7 @@ class Answers:
         if fresh is None:  # the app answers: a refused token, a failing database
             await self.app(scope, receive, send)
             return
-        if fresh.matches(_header(scope, b"if-none-match")):
+        if fresh.matches(Headers(scope=scope).get("if-none-match")):
             NOT_MODIFIED.inc()
             await Response(status_code=304, headers=fresh.headers())(scope, receive, send)
             return
@@ -135,7 +135,7 @@ class Answers:
 
     async def _freshness(self, scope: Scope, organization: str) -> Freshness | None:
         try:
-            caller = self.state.verifier.verify(_header(scope, b"authorization"))
+            caller = self.state.verifier.verify(Headers(scope=scope).get("authorization"))
             if not caller.may_read(organization):
                 return None
             state = await self.state.rounds.state(organization)
@@ -186,10 +186,3 @@ def _redated(answer: Kept, fresh: Freshness) -> Kept | None:
         headers.append((AS_OF_HEADER.lower().encode(), fresh.as_of.isoformat().encode()))
     start = {**answer.start, "headers": headers}
     return replace(answer, as_of=fresh.as_of, start=start, body=body)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
