@@ -21,7 +21,15 @@ from services.query_api.freshness import Rounds
 from services.query_api.limits import AbuseLimits
 from services.query_api.metrics import USAGE, instrument, serve_metrics
 from services.query_api.queries import Reader
-from services.query_api.routes import apps, operations, purchases, runs, scenarios, usage
+from services.query_api.routes import (
+    apps,
+    forecast,
+    operations,
+    purchases,
+    runs,
+    scenarios,
+    usage,
+)
 from services.query_api.settings import ApiSettings
 
 log = logging.getLogger("services.query_api")
@@ -53,7 +61,7 @@ def create_app(
     instrument(app)
     handle_errors(app)
     routes: list[APIRoute] = []
-    for resource in (usage, apps, purchases, scenarios, runs, operations):
+    for resource in (usage, forecast, apps, purchases, scenarios, runs, operations):
         router = resource.router(settings)
         app.include_router(router)
         routes += [r for r in router.routes if isinstance(r, APIRoute) and r.include_in_schema]

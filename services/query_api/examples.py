@@ -11,6 +11,7 @@ from services.query_api.models import (
     AppUsageList,
     BillingPeriodList,
     DailyUsageList,
+    Forecast,
     LogEntry,
     Page,
     PurchaseList,
@@ -65,6 +66,35 @@ DAYS = [
 RESPONSES: dict[Any, dict[str, Any]] = {
     Usage: own(Usage)[0],
     DailyUsageList: {"organization_id": "org-1", "days": DAYS, "as_of": AS_OF},
+    Forecast: {
+        "organization_id": "org-1",
+        "forecast_at": "2026-11-24T09:30:00Z",
+        "first_day": "2026-11-18",
+        "last_day": "2026-11-24",
+        **PERIOD,
+        "reset_at": "2026-12-01T00:00:00Z",
+        "credits_remaining": "3178.75",
+        "burn_rate_per_day": "412.5",
+        "floor_per_day": "96",
+        "runs_out_at": "2026-12-02T02:26:43.636364Z",
+        "runs_out_before_reset": False,
+        "credits_needed_to_reset": "0",
+        "scenarios": [
+            {
+                "scenario_id": "scn-7",
+                "burn_rate_per_day": "300",
+                "floor_per_day": "96",
+                "percent_of_burn": "72.73",
+            },
+            {
+                "scenario_id": "scn-2",
+                "burn_rate_per_day": "112.5",
+                "floor_per_day": "0",
+                "percent_of_burn": "27.27",
+            },
+        ],
+        "as_of": AS_OF,
+    },
     BillingPeriodList: {
         "organization_id": "org-1",
         "periods": [

@@ -7,8 +7,10 @@ organization near its limit (REVIEW C1).
 Usage gauges have bounded cardinality: only organizations whose current period
 is at least `usage_gauge_min_ratio` used get series, at most
 `usage_gauge_max_series` of them, the most used first, each with its five most
-used scenarios. They are computed at most once per `usage_gauge_refresh_s`,
-however often Prometheus (or anyone else who reaches the port) scrapes.
+used scenarios, and, when the run-out forecast (services/query_api/forecast.py) says
+their credits run out before the period resets, the seconds until they do. They are
+computed at most once per `usage_gauge_refresh_s`, however often Prometheus (or anyone
+else who reaches the port) scrapes.
 
 With several worker processes (`workers`), each worker records its requests in
 Prometheus' multiprocess files and the parent process serves the port: the
@@ -23,6 +25,8 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
@@ -32,6 +36,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.query_api import billing
+from services.query_api.forecast import run_out, window
 from services.query_api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -125,6 +130,8 @@ def serve_metrics(
 class UsageSnapshot:
     organizations: Sequence[Any] = ()
     scenarios: Sequence[Any] = ()
+    runs_out: Sequence[tuple[str, datetime]] = ()
+    """Organizations forecast to run out before their reset, and when."""
 
 
 REFRESHES = Counter(
@@ -186,9 +193,39 @@ class UsageGauges(Collector):
                 [row["period_start"] for row in rows],
                 SCENARIOS_PER_ORGANIZATION,
             )
-            self.snapshot = UsageSnapshot(rows, scenarios)
+            now = datetime.now(UTC)
+            self.snapshot = UsageSnapshot(rows, scenarios, await self._runs_out(rows, now))
             self.refreshed_at = time.monotonic()
             REFRESHES.inc()
+
+    async def _runs_out(self, rows: Sequence[Any], now: datetime) -> list[tuple[str, datetime]]:
+        """Of the organizations of `rows` (usage_gauges), those forecast to run out before
+        their period resets, and when."""
+        assert self.reader is not None
+        if not rows:
+            return []
+        windows = {r["organization_id"]: window(now, r["timezone"]) for r in rows}
+        days = await self.reader.burn_days(
+            list(windows),
+            min(w.first_day for w in windows.values()),
+            max(w.today for w in windows.values()),
+        )
+        credits: dict[str, dict[date, Decimal]] = {org: {} for org in windows}
+        first_usage: dict[str, date | None] = {}
+        for day in days:
+            org = day["organization_id"]
+            first_usage[org] = day["first_day"]
+            if day["day"] is not None:
+                credits[org][day["day"]] = day["credits_used"]
+        forecasts = []
+        for r in rows:
+            org, days_of = r["organization_id"], windows[r["organization_id"]]
+            rate = days_of.rate(credits[org], first_usage.get(org))
+            remaining = r["total"] - r["credits_used"]
+            out = run_out(days_of.forecast_at, r["period_end"], remaining, rate)
+            if out.runs_out_before_reset and out.runs_out_at is not None:
+                forecasts.append((org, out.runs_out_at))
+        return forecasts
 
     def _refresh_from_thread(self) -> None:
         loop, settings = self.loop, self.settings
@@ -203,14 +240,14 @@ class UsageGauges(Collector):
             log.exception("usage gauges: refresh failed; serving the previous figures")
 
     def describe(self) -> Iterator[Metric]:
-        yield from self._families(UsageSnapshot())
+        yield from self._families(UsageSnapshot(), datetime.now(UTC))
 
     def collect(self) -> Iterator[Metric]:
         self._refresh_from_thread()
-        yield from self._families(self.snapshot)
+        yield from self._families(self.snapshot, datetime.now(UTC))
 
     @staticmethod
-    def _families(snapshot: UsageSnapshot) -> Iterator[Metric]:
+    def _families(snapshot: UsageSnapshot, now: datetime) -> Iterator[Metric]:
         used = GaugeMetricFamily(
             "credits_used", "Credits used in the current period", labels=["organization"]
         )
@@ -240,7 +277,16 @@ class UsageGauges(Collector):
             scenario.add_metric(
                 [row["organization_id"], row["scenario_id"]], float(row["credits_used"])
             )
-        yield from (used, total, ratio, scenario)
+        runs_out = GaugeMetricFamily(
+            "credits_run_out_before_reset_seconds",
+            "Seconds until the credits of the current period run out at the recent burn rate"
+            " (GET /forecast), for the organizations with usage gauges forecast to run out"
+            " before the period resets; 0 once they have",
+            labels=["organization"],
+        )
+        for org, when in snapshot.runs_out:
+            runs_out.add_metric([org], max(0.0, (when - now).total_seconds()))
+        yield from (used, total, ratio, scenario, runs_out)
 
 
 USAGE = UsageGauges()

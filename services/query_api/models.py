@@ -57,6 +57,7 @@ class Usage(Answer):
                     "credits_remaining": "3178.75",
                     "percent_used": "69.73",
                     "average_daily_usage": "304.21875",
+                    "runs_out_at": "2026-12-02T02:26:43.636364Z",
                     "auto_purchase": {
                         "enabled": True,
                         "threshold_credits": "500",
@@ -79,7 +80,53 @@ class Usage(Answer):
     credits_remaining: Credits
     percent_used: Credits
     average_daily_usage: Credits
+    runs_out_at: datetime | None = Field(
+        description="When the credits left reach 0 at the recent burn rate (the forecast's"
+        " `runs_out_at`: GET /forecast says how); null when nothing is being used."
+    )
     auto_purchase: AutoPurchase
+
+
+class ScenarioBurn(Model):
+    scenario_id: str
+    burn_rate_per_day: Credits = Field(description="The scenario's part of the burn rate.")
+    floor_per_day: Credits = Field(
+        description="Of it, the first credit of each scheduled run, spent with or without data."
+    )
+    percent_of_burn: Credits = Field(description="Its part of the organization's burn, in %.")
+
+
+class Forecast(Answer):
+    """When the current period's credits run out at the recent burn rate (method: the
+    README's "Run-out forecast"; services/query_api/forecast.py)."""
+
+    organization_id: str
+    forecast_at: datetime = Field(
+        description="The minute the forecast is made for: remade each minute."
+    )
+    first_day: date = Field(description="The first local day weighed (6 days before today).")
+    last_day: date = Field(description="The last local day weighed: today, so far.")
+    period_start: datetime
+    reset_at: datetime = Field(description="When the period ends and credits reset.")
+    credits_remaining: Credits
+    burn_rate_per_day: Credits = Field(
+        description="Credits per day over the last 7 local days, recent days weighing more."
+    )
+    floor_per_day: Credits = Field(
+        description="Of the burn, what scheduled runs cost with or without data (1 credit"
+        " each): the part no quieter day lowers."
+    )
+    runs_out_at: datetime | None = Field(
+        description="When the credits left reach 0 at this rate; `forecast_at` when none"
+        " are left; null at a rate of 0."
+    )
+    runs_out_before_reset: bool
+    credits_needed_to_reset: Credits = Field(
+        description="Credits to add to last until the reset at this rate (0 if they do)."
+    )
+    scenarios: list[ScenarioBurn] = Field(
+        description="The scenarios that burn the most, largest first (`limit` of them)."
+    )
 
 
 class DailyUsage(Model):

@@ -169,8 +169,37 @@ ORDER BY purchased_at, event_source, event_id LIMIT $7
 """
 
 
+# The days a run-out forecast weighs (services/query_api/forecast.py), of several
+# organizations at once, each with its first day of usage (none: no row).
+BURN_DAYS = """
+SELECT o.organization_id, f.first_day, d.day, d.credits_used
+FROM unnest($1::text[]) AS o (organization_id)
+CROSS JOIN LATERAL (SELECT min(day) AS first_day FROM organization_daily_usage u
+                    WHERE u.organization_id = o.organization_id) f
+LEFT JOIN organization_daily_usage d
+       ON d.organization_id = o.organization_id AND d.day BETWEEN $2 AND $3
+"""
+
+SCENARIO_BURN_DAYS = """
+SELECT scenario_id, day, credits_used FROM scenario_daily_usage
+WHERE organization_id = $1 AND day BETWEEN $2 AND $3
+"""
+
+# The floor of a burn: each scheduled run's first credit, by scenario and the local
+# day the run started (its place: least(started_at, first_event_at), runs_by_time).
+SCHEDULED_FLOOR = """
+SELECT scenario_id, (least(started_at, first_event_at) AT TIME ZONE $3)::date AS day,
+       sum(least(credits_used, 1)) AS credits_used
+FROM runs
+WHERE organization_id = $1 AND trigger = 'scheduled'
+  AND least(started_at, first_event_at) >= $2
+GROUP BY 1, 2
+"""
+
+
 USAGE_GAUGES = """
-SELECT organization_id, period_start, credits_used, plan_credits + extra_credits AS total
+SELECT organization_id, period_start, period_end, coalesce(timezone, 'UTC') AS timezone,
+       credits_used, plan_credits + extra_credits AS total
 FROM billing_periods
 WHERE period_start <= now() AND now() < period_end
   AND ((plan_credits + extra_credits > 0 AND credits_used >= $1 * (plan_credits + extra_credits))
@@ -317,6 +346,24 @@ class Reader:
     ) -> list[asyncpg.Record]:
         """Purchases made in [since, until) after the (time, source, id) `after`, oldest first."""
         return await self.pool.fetch(PURCHASES, organization, since, until, *after, limit)
+
+    async def burn_days(
+        self, organizations: list[str], first: date, last: date
+    ) -> list[asyncpg.Record]:
+        """Each organization's daily credits from `first` to `last` and its first day of
+        usage: one row per organization without a day in that range."""
+        return await self.pool.fetch(BURN_DAYS, organizations, first, last)
+
+    async def scenario_burn_days(
+        self, organization: str, first: date, last: date
+    ) -> list[asyncpg.Record]:
+        return await self.pool.fetch(SCENARIO_BURN_DAYS, organization, first, last)
+
+    async def scheduled_floor(
+        self, organization: str, since: datetime, zone: str
+    ) -> list[asyncpg.Record]:
+        """Each scheduled run's first credit since `since`, by scenario and local day."""
+        return await self.pool.fetch(SCHEDULED_FLOOR, organization, since, zone)
 
     async def usage_gauges(self, min_ratio: float, max_series: int) -> list[asyncpg.Record]:
         """Running periods at least `min_ratio` used, the most used first, at most `max_series`."""

@@ -43,6 +43,15 @@ CASES: dict[str, tuple[str, tuple[Any, ...]]] = {
     "purchases": (queries.PURCHASES, ("org-1", START, NOW, START, "src", "id", 101)),
     "run modules": (queries.RUN_MODULES, ("org-1", "run-1")),
     "run log": (queries.RUN_LOG, ("org-1", "run-1", NOW, 7, 1001)),
+    "burn days": (
+        queries.BURN_DAYS,
+        (["org-1", "org-2"], date(2026, 11, 18), date(2026, 11, 24)),
+    ),
+    "scenario burn days": (
+        queries.SCENARIO_BURN_DAYS,
+        ("org-1", date(2026, 11, 18), date(2026, 11, 24)),
+    ),
+    "scheduled floor": (queries.SCHEDULED_FLOOR, ("org-1", START, "Asia/Tokyo")),
 }
 
 

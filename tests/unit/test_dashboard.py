@@ -19,6 +19,7 @@ PROMQL_WORDS = {
     "by",
     "rate",
     "topk",
+    "bottomk",
     "count",
     "max",
     "histogram_quantile",

@@ -1,6 +1,7 @@
 """The usage endpoints: the current billing period, the daily trend, and past periods."""
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated
 
 import asyncpg
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Query
 from services.query_api import billing, cursors
 from services.query_api.deps import CursorQuery, ReadModels
 from services.query_api.errors import bad_input
+from services.query_api.forecast import Window, run_out, window
 from services.query_api.models import (
     AutoPurchase,
     BillingPeriod,
@@ -34,7 +36,10 @@ def router(settings: ApiSettings) -> APIRouter:
         organization_id = read_models.organization_id
         now = datetime.now(UTC)
         row = await read_models.current_period(organization_id, now)
-        return current_usage(organization_id, row, now, read_models.as_of)
+        days = window(now, row["timezone"])
+        read_models.fresh.until(days.holds_until)
+        rate, _ = await burn_rate(read_models, organization_id, days)
+        return current_usage(organization_id, row, now, read_models.as_of, days, rate)
 
     @router.get("/usage/daily", response_model=DailyUsageList)
     async def daily(
@@ -73,14 +78,21 @@ def router(settings: ApiSettings) -> APIRouter:
 
 
 def current_usage(
-    organization_id: str, row: asyncpg.Record, now: datetime, as_of: datetime | None
+    organization_id: str,
+    row: asyncpg.Record,
+    now: datetime,
+    as_of: datetime | None,
+    days: Window,
+    rate: Decimal,
 ) -> Usage:
-    """The usage report of `row` (Reader.current_period); a calendar month if it has no period."""
+    """The usage report of `row` (Reader.current_period); a calendar month if it has no
+    period; run out at `rate` credits per day (the forecast of `days`)."""
     start, end = period_of(row)
     plan_credits = row["plan_credits"] or billing.ZERO
     extra = row["extra_credits"] or billing.ZERO
     used = row["credits_used"] or billing.ZERO
     total = billing.total(plan_credits, extra)
+    remaining = billing.remaining(plan_credits, extra, used)
     return Usage(
         as_of=as_of,
         organization_id=organization_id,
@@ -91,15 +103,26 @@ def current_usage(
         extra_credits=extra,
         total_credits=total,
         credits_used=used,
-        credits_remaining=billing.remaining(plan_credits, extra, used),
+        credits_remaining=remaining,
         percent_used=billing.percent_used(used, total),
         average_daily_usage=billing.average_daily_usage(used, start, end, now, row["timezone"]),
+        runs_out_at=run_out(days.forecast_at, end, remaining, rate).runs_out_at,
         auto_purchase=AutoPurchase(
             enabled=row["ap_enabled"],
             threshold_credits=row["auto_purchase_threshold"],
             pack_credits=row["auto_purchase_pack"],
         ),
     )
+
+
+async def burn_rate(
+    read_models: Reader, organization_id: str, days: Window
+) -> tuple[Decimal, date | None]:
+    """The organization's burn rate over `days`, and its first day of usage (None: none)."""
+    rows = await read_models.burn_days([organization_id], days.first_day, days.today)
+    credits = {r["day"]: r["credits_used"] for r in rows if r["day"] is not None}
+    first_usage: date | None = rows[0]["first_day"] if rows else None
+    return days.rate(credits, first_usage), first_usage
 
 
 async def day_range(
