@@ -20,7 +20,7 @@ from services.infra.database import POSTGRES_TRANSIENT, caused_by_data
 from services.infra.retry import retry_forever
 from services.ingest import metrics
 from services.ingest.decoding import Limits, decode
-from services.ingest.recorder import AppendResult, append
+from services.ingest.recorder import AppendResult, Range, append, ranges_of
 from services.ingest.records import NewEvent, RawRecord, ReasonCode, Rejection
 
 
@@ -95,13 +95,15 @@ class Ingestor:
         """The I/O half: events, conflicts and rejections durable, refusals dead-lettered."""
         records, events, rejections = batch.records, batch.events, list(batch.rejections)
         started = time.perf_counter()
+        received = ranges_of(record.origin for record in records)
         try:
-            result = await self._append(events, rejections)
+            result = await self._append(events, rejections, received)
         except asyncpg.PostgresError as error:
             if not caused_by_data(error):
                 raise  # not a record's doing: the batch is redelivered, nothing set aside
             metrics.FAILED_BATCHES.inc()
             result = await self._isolate(events, rejections, error)
+            await self._append([], [], received)  # after every outcome of the batch
         metrics.WRITE_LATENCY.observe(time.perf_counter() - started)
         rejections += result.unstorable
         refused = [*rejections, *result.conflicts]
@@ -120,12 +122,17 @@ class Ingestor:
         self._count(records, result, rejections)
         return BatchReport(len(records), result, rejections)
 
-    async def _append(self, events: list[NewEvent], rejections: list[Rejection]) -> AppendResult:
+    async def _append(
+        self,
+        events: list[NewEvent],
+        rejections: list[Rejection],
+        received: Sequence[Range] = (),
+    ) -> AppendResult:
         """One transaction; retried while PostgreSQL is away, any other error raised."""
 
         async def write() -> AppendResult:
             async with self._pool.acquire() as connection:
-                return await append(connection, events, rejections)
+                return await append(connection, events, rejections, received)
 
         return await retry_forever(
             write,

@@ -7,19 +7,25 @@ already stored with a different payload is a conflict: the first one stays,
 the second goes to rejected_events. A redelivered Kafka record (same topic,
 partition and offset as the stored event) is neither: it is simply already
 there, which is what makes a replay after a crash change nothing.
+
+The same transaction records what was received (ingest_ranges: each partition's runs
+of consecutive offsets) and the one outcome no other table keeps, an exact copy
+(ingest_duplicates): reconciliation (services/reconciliation.py) checks every offset
+received against its outcome.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
 
 from services import event_store
 from services.infra.database import Connection
-from services.ingest.records import NewEvent, ReasonCode, Rejection
+from services.ingest.records import NewEvent, ReasonCode, RecordOrigin, Rejection
 
 _INCOMING_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS incoming_events (
@@ -114,6 +120,34 @@ ON CONFLICT ON CONSTRAINT rejected_events_record DO NOTHING
 """
 
 
+_INSERT_RANGES = """
+INSERT INTO ingest_ranges (kafka_topic, kafka_partition, first_offset, last_offset)
+SELECT * FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::bigint[])
+ON CONFLICT DO NOTHING
+"""
+
+_INSERT_DUPLICATES = """
+INSERT INTO ingest_duplicates (kafka_topic, kafka_partition, kafka_offset, source, id)
+SELECT * FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::text[], $5::text[])
+ON CONFLICT DO NOTHING
+"""
+
+Range = tuple[str, int, int, int]
+"""Consecutive offsets of one partition received: topic, partition, first, last."""
+
+
+def ranges_of(origins: Iterable[RecordOrigin]) -> list[Range]:
+    """The runs of consecutive offsets among `origins`, per topic partition."""
+    ranges: list[Range] = []
+    by_partition = sorted({(o.topic, o.partition, o.offset) for o in origins})
+    for topic, partition, offset in by_partition:
+        if ranges and ranges[-1][:2] == (topic, partition) and ranges[-1][3] == offset - 1:
+            ranges[-1] = (topic, partition, ranges[-1][2], offset)
+        else:
+            ranges.append((topic, partition, offset, offset))
+    return ranges
+
+
 @dataclass
 class AppendResult:
     """What one batch did to the store."""
@@ -198,8 +232,10 @@ async def append(
     connection: Connection,
     events: list[NewEvent],
     rejections: list[Rejection],
+    received: Sequence[Range] = (),
 ) -> AppendResult:
-    """Store a batch durably: events, conflicts and rejections in one transaction.
+    """Store a batch durably: events, conflicts, rejections, exact copies and the offsets
+    `received` (ranges_of the batch's records) in one transaction.
 
     Every copy of an id is judged against the copy that is stored (the first
     one ever, or the batch's first when the id is new), never against another
@@ -210,16 +246,17 @@ async def append(
     """
     for _ in range(CLAIM_ATTEMPTS - 1):
         try:
-            return await _append_once(connection, events, rejections)
+            return await _append_once(connection, events, rejections, received)
         except asyncpg.UniqueViolationError:
             continue
-    return await _append_once(connection, events, rejections)
+    return await _append_once(connection, events, rejections, received)
 
 
 async def _append_once(
     connection: Connection,
     events: list[NewEvent],
     rejections: list[Rejection],
+    received: Sequence[Range],
 ) -> AppendResult:
     result = AppendResult()
     first_of: dict[tuple[str, str], int] = {}
@@ -260,6 +297,19 @@ async def _append_once(
                 records=[_rejection_row(r) for r in all_rejections],
             )
             await connection.execute(_INSERT_REJECTIONS)
+        if result.duplicates:
+            origins = [e.record.origin for e in result.duplicates]
+            await connection.execute(
+                _INSERT_DUPLICATES,
+                [o.topic for o in origins],
+                [o.partition for o in origins],
+                [o.offset for o in origins],
+                [e.source for e in result.duplicates],
+                [e.id for e in result.duplicates],
+            )
+        if received:
+            topics, partitions, firsts, lasts = (list(c) for c in zip(*received, strict=True))
+            await connection.execute(_INSERT_RANGES, topics, partitions, firsts, lasts)
     return result
 
 

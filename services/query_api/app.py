@@ -26,6 +26,7 @@ from services.query_api.routes import (
     forecast,
     operations,
     purchases,
+    reconciliation,
     runs,
     scenarios,
     usage,
@@ -61,7 +62,8 @@ def create_app(
     instrument(app)
     handle_errors(app)
     routes: list[APIRoute] = []
-    for resource in (usage, forecast, apps, purchases, scenarios, runs, operations):
+    resources = (usage, forecast, apps, purchases, scenarios, runs, reconciliation, operations)
+    for resource in resources:
         router = resource.router(settings)
         app.include_router(router)
         routes += [r for r in router.routes if isinstance(r, APIRoute) and r.include_in_schema]

@@ -77,7 +77,20 @@ async def read_models(
         yield FreshReader(connection, fresh, organization_id)
 
 
+async def operator_store(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Reader:
+    """The read models, for a caller with the operator scope (else 401/403)."""
+    verifier: TokenVerifier = request.app.state.verifier
+    if not verifier.verify(authorization).operator:
+        raise Forbidden("only the operator scope reads across organizations")
+    reader: Reader = request.app.state.reader
+    return reader
+
+
 ReadModels = Annotated[FreshReader, Depends(read_models)]
 """The read models, for an endpoint of an organization: answers carry `as_of` and an ETag."""
 Store = Annotated[Reader, Depends(reader)]
-"""The read models, for operators' endpoints (no organization, no ETag)."""
+"""The read models, for health checks (no organization, no ETag, no token)."""
+OperatorStore = Annotated[Reader, Depends(operator_store)]
+"""The read models and the store, for an operator's token only (no ETag)."""

@@ -13,8 +13,10 @@ from services.query_api.models import (
     DailyUsageList,
     Forecast,
     LogEntry,
+    OrganizationReconciliation,
     Page,
     PurchaseList,
+    Reconciliation,
     RunDetail,
     RunLog,
     RunSummary,
@@ -63,7 +65,51 @@ DAYS = [
     {"day": "2026-11-24", "credits_used": "131", "operations": 97},
 ]
 
+TOTALS_OK = {"mismatches": [], "ok": True}
+PROJECTED = {
+    "stored": 48210,
+    "projected": 48197,
+    "pending": 13,
+    "quarantined": 0,
+    "unbacked_events": [],
+    "ok": True,
+}
+
 RESPONSES: dict[Any, dict[str, Any]] = {
+    Reconciliation: {
+        "from": "2026-11-24T08:30:00Z",
+        "to": "2026-11-24T09:30:00Z",
+        "ok": False,
+        "partitions": [
+            {
+                "topic": "metering.events",
+                "partition": 0,
+                "first_offset": 1204311,
+                "last_offset": 1252530,
+                "received": 48219,
+                "stored": 48210,
+                "duplicates": 3,
+                "conflicts": 1,
+                "rejected": {"invalid_data": 4},
+                "unaccounted": 1,
+                "unaccounted_offsets": [1240007],
+                "gaps": [],
+                "ok": False,
+            }
+        ],
+        "projection": PROJECTED,
+        "totals": TOTALS_OK,
+        "as_of": AS_OF,
+    },
+    OrganizationReconciliation: {
+        "organization_id": "org-1",
+        **PERIOD,
+        "period_end": "2026-12-01T00:00:00Z",
+        "ok": True,
+        "projection": PROJECTED,
+        "totals": TOTALS_OK,
+        "as_of": AS_OF,
+    },
     Usage: own(Usage)[0],
     DailyUsageList: {"organization_id": "org-1", "days": DAYS, "as_of": AS_OF},
     Forecast: {

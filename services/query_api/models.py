@@ -129,6 +129,85 @@ class Forecast(Answer):
     )
 
 
+class OffsetGap(Model):
+    first: int
+    last: int
+
+
+class PartitionCheck(Model):
+    """What ingest received from one Kafka partition in the window, and how it ended."""
+
+    topic: str
+    partition: int
+    first_offset: int
+    last_offset: int
+    received: int
+    stored: int
+    duplicates: int
+    conflicts: int
+    rejected: dict[str, int] = Field(description="Rejected records by reason code.")
+    unaccounted: int = Field(description="Offsets received that have no outcome.")
+    unaccounted_offsets: list[int] = Field(description="The first of them (at most 10 a run).")
+    gaps: list[OffsetGap] = Field(description="Offsets between two received runs: never seen.")
+    ok: bool
+
+
+class ProjectionCheck(Model):
+    """The events stored (in the window, or the organization's in the period): each in
+    the read models, on its way, or parked."""
+
+    stored: int
+    projected: int
+    pending: int = Field(description="Stored at or after `as_of`: not projected yet.")
+    quarantined: int = Field(description="Parked by the projector (`metering quarantine`).")
+    unbacked_events: list[list[str]] = Field(
+        description="Module executions in the read models whose event is not in the store"
+        " ([source, id], at most 10; organizations only)."
+    )
+    ok: bool
+
+
+class TotalMismatch(Model):
+    level: Literal["run", "scenario", "period", "days"] = Field(
+        description="run: a run and its modules; scenario: a scenario and its runs; period:"
+        " a period and its scenarios; days: an organization's days and its periods."
+    )
+    organization_id: str
+    key: str = Field(description="The run, the scenario or the period start.")
+    total: Credits
+    parts: Credits
+
+
+class TotalsCheck(Model):
+    mismatches: list[TotalMismatch] = Field(description="At most 100.")
+    ok: bool
+
+
+class Reconciliation(Answer):
+    """The proof that nothing received was lost and every total adds up (DESIGN rule 8)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: datetime = Field(alias="from")
+    to: datetime
+    ok: bool = Field(description="Every line below is ok.")
+    partitions: list[PartitionCheck]
+    projection: ProjectionCheck
+    totals: TotalsCheck
+
+
+class OrganizationReconciliation(Answer):
+    """An organization's proof: every event of the period in the store is in its figures
+    (or on its way), no figure lacks its event, and its totals add up."""
+
+    organization_id: str
+    period_start: datetime
+    period_end: datetime
+    ok: bool
+    projection: ProjectionCheck
+    totals: TotalsCheck
+
+
 class DailyUsage(Model):
     day: date
     credits_used: Credits

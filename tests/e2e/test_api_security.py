@@ -52,7 +52,11 @@ async def test_a_stranger_gets_only_health_readiness_and_the_openapi_document(
     app = create_app()
     data_paths = set(app.openapi()["paths"])
     assert len(data_paths) >= 8
-    assert all(path.startswith("/v1/organizations/{organization_id}") for path in data_paths)
+    operators = {path for path in data_paths if path.startswith("/v1/operator/")}
+    assert operators == {"/v1/operator/reconciliation"}
+    assert all(
+        path.startswith("/v1/organizations/{organization_id}") for path in data_paths - operators
+    )
     top = {str(getattr(route, "path", "")) for route in app.routes} - {""}
     assert top <= {"/openapi.json"} | DOCUMENT_VIEWERS, "an unexpected route"
     async with httpx.AsyncClient(base_url=api.base_url, timeout=10) as stranger:
@@ -187,6 +191,10 @@ async def test_cross_organization_reads_need_the_operator_scope(api: ApiProcess)
             path = f"/v1/organizations/{org}/usage"
             assert (await client.get(path, headers=operator)).status_code == 200
             assert (await client.get(path, headers=nobody)).status_code == 403
+        own = {"Authorization": f"Bearer {sign('org-a', JWT_SECRET)}"}
+        for headers, status in ((operator, 200), (nobody, 403), (own, 403)):
+            response = await client.get("/v1/operator/reconciliation", headers=headers)
+            assert response.status_code == status, response.text
 
 
 async def test_rs256_from_a_jwks_url_serves_valid_tokens_and_refuses_each_bad_one(

@@ -12,7 +12,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from services.ingest.recorder import append
+from services.ingest.recorder import append, ranges_of
 from services.ingest.records import NewEvent, RawRecord, ReasonCode, RecordOrigin, Rejection
 
 
@@ -192,3 +192,42 @@ async def test_an_error_no_record_can_cause_redelivers_the_batch_and_sets_nothin
         await pool.close()
     assert dead.sent == []
     assert await db.fetchval("SELECT count(*) FROM rejected_events") == 0
+
+
+def test_the_offsets_received_are_runs_of_consecutive_offsets_per_partition() -> None:
+    origins = [RecordOrigin("t", 0, o) for o in (6, 0, 2, 1, 5, 2)] + [
+        RecordOrigin("t", 1, 3),
+        RecordOrigin("u", 0, 4),
+    ]
+
+    assert ranges_of(origins) == [("t", 0, 0, 2), ("t", 0, 5, 6), ("t", 1, 3, 3), ("u", 0, 4, 4)]
+
+
+async def test_the_offsets_received_and_the_exact_copies_are_recorded_with_the_batch(
+    db: asyncpg.Connection,
+) -> None:
+    first = [event("a", 0), event("b", 1)]
+    await append(db, first, [], ranges_of(e.record.origin for e in first))
+    again = [event("a", 0), event("b", 1), event("a", 2)]  # redelivered, and an exact copy
+
+    await append(db, again, [], ranges_of(e.record.origin for e in again))
+    await append(db, again, [], ranges_of(e.record.origin for e in again))  # and once more
+
+    ranges = await db.fetch(
+        "SELECT kafka_topic, kafka_partition, first_offset, last_offset FROM ingest_ranges"
+        " ORDER BY first_offset, last_offset"
+    )
+    assert [tuple(r) for r in ranges] == [("events", 0, 0, 1), ("events", 0, 0, 2)]
+    copies = await db.fetch(
+        "SELECT kafka_topic, kafka_partition, kafka_offset, source, id FROM ingest_duplicates"
+    )
+    assert [tuple(r) for r in copies] == [("events", 0, 2, "runner", "a")]
+
+
+async def test_a_failed_append_records_no_offsets_received(db: asyncpg.Connection) -> None:
+    broken = event("a", 0, payload="not json")
+
+    with pytest.raises(asyncpg.PostgresError):
+        await append(db, [broken], [], ranges_of([broken.record.origin]))
+
+    assert await db.fetchval("SELECT count(*) FROM ingest_ranges") == 0

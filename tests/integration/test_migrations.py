@@ -14,6 +14,8 @@ EXPECTED_TABLES = {
     "event_keys",
     "event_archives",
     "rejected_events",
+    "ingest_ranges",
+    "ingest_duplicates",
     "projection_checkpoints",
     "projector_quarantine",
     "organization_versions",
@@ -52,7 +54,7 @@ def test_migrations_apply_to_an_empty_database(empty_database_url: str) -> None:
     migrate(empty_database_url)
 
     assert tables(empty_database_url) == EXPECTED_TABLES
-    assert current_revision(empty_database_url) == "0015_organization_versions"
+    assert current_revision(empty_database_url) == "0016_ingest_ledger"
 
 
 def test_migrating_twice_changes_nothing(empty_database_url: str) -> None:

@@ -7,6 +7,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
+from services.query_api import reconciliation
 from tests.support.history import history
 from tests.support.projecting import project_everything
 from tests.support.store import store
@@ -64,29 +65,8 @@ async def test_totals_reconcile_module_to_run_to_scenario_to_organization(
     await store(db, events)
     await project_everything(db, 250)
 
-    mismatches = await db.fetch("""
-        SELECT 'run' AS level, r.run_id AS key FROM runs r
-        LEFT JOIN (SELECT organization_id, run_id, sum(credits_used) AS c FROM run_modules
-                   GROUP BY 1, 2) m USING (organization_id, run_id)
-        WHERE r.credits_used <> coalesce(m.c, 0)
-        UNION ALL
-        SELECT 'scenario', s.scenario_id FROM scenario_usage s
-        LEFT JOIN (SELECT organization_id, scenario_id, sum(credits_used) AS c FROM runs
-                   GROUP BY 1, 2) r USING (organization_id, scenario_id)
-        WHERE s.credits_used <> coalesce(r.c, 0)
-        UNION ALL
-        SELECT 'period', p.organization_id FROM billing_periods p
-        LEFT JOIN (SELECT organization_id, period_start, sum(credits_used) AS c
-                   FROM scenario_period_usage GROUP BY 1, 2) s USING (organization_id, period_start)
-        WHERE p.credits_used <> coalesce(s.c, 0)
-        UNION ALL
-        SELECT 'day', d.organization_id FROM (
-            SELECT organization_id, sum(credits_used) AS c FROM organization_daily_usage GROUP BY 1
-        ) d JOIN (
-            SELECT organization_id, sum(credits_used) AS c FROM billing_periods GROUP BY 1
-        ) p USING (organization_id)
-        WHERE d.c <> p.c
-    """)
+    # The service's own check (GET /v1/operator/reconciliation), DESIGN rule 8.
+    mismatches = await reconciliation.totals(db)
     assert mismatches == []
 
 
