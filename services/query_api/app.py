@@ -19,7 +19,7 @@ from services.query_api.errors import DOCUMENTED_ERRORS, document_problems, hand
 from services.query_api.examples import RESPONSES
 from services.query_api.freshness import Rounds
 from services.query_api.limits import AbuseLimits
-from services.query_api.metrics import USAGE, instrument, serve_metrics
+from services.query_api.metrics import RECONCILIATION, USAGE, instrument, serve_metrics
 from services.query_api.queries import Reader
 from services.query_api.routes import (
     apps,
@@ -100,12 +100,19 @@ def reading_from(
         app.state.rounds = Rounds(pool)
         app.state.reader = Reader(pool)
         USAGE.attach(app.state.reader, settings)
+        checks = None
+        if settings.metrics_port:  # workers leave the operations port to their parent
+            checks = await create_pool(database_url, size=1, read_only=True)
+            RECONCILIATION.attach(checks, settings)
         stop_metrics = serve_metrics(settings)
         try:
             yield
         finally:
             stop_metrics()
             USAGE.detach()
+            if checks is not None:
+                RECONCILIATION.detach()
+                await checks.close()
             await pool.close()
 
     return lifespan

@@ -24,7 +24,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from services.infra.database import create_pool
 from services.infra.settings import ConnectionSettings
 from services.query_api.app import create_app
-from services.query_api.metrics import OPERATIONS, USAGE, serve_metrics
+from services.query_api.metrics import OPERATIONS, RECONCILIATION, USAGE, serve_metrics
 from services.query_api.queries import Reader
 from services.query_api.settings import ApiSettings
 
@@ -82,6 +82,8 @@ def operations_port(settings: ApiSettings) -> Iterator[None]:
     url = ConnectionSettings().database_url
     pool = asyncio.run_coroutine_threadsafe(create_pool(url, size=1, read_only=True), loop)
     USAGE.attach(Reader(pool.result()), settings, loop)
+    checks = asyncio.run_coroutine_threadsafe(create_pool(url, size=1, read_only=True), loop)
+    RECONCILIATION.attach(checks.result(), settings, loop)
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
     registry.register(OPERATIONS)  # a registry collects as a Collector does
@@ -91,6 +93,8 @@ def operations_port(settings: ApiSettings) -> Iterator[None]:
     finally:
         stop_metrics()
         USAGE.detach()
+        RECONCILIATION.detach()
+        asyncio.run_coroutine_threadsafe(checks.result().close(), loop).result(10)
         asyncio.run_coroutine_threadsafe(pool.result().close(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)

@@ -20,12 +20,13 @@ requests of every worker summed, and the usage gauges read once.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -35,14 +36,14 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.query_api import billing
+from services.query_api import billing, reconciliation
 from services.query_api.forecast import run_out, window
 from services.query_api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from services.query_api.queries import Reader
+    from services.query_api.queries import Queryable, Reader
 
 PER_PROCESS = CollectorRegistry()
 """What each process records: its requests."""
@@ -291,3 +292,87 @@ class UsageGauges(Collector):
 
 USAGE = UsageGauges()
 OPERATIONS.register(USAGE)
+
+RECONCILIATIONS = Counter(
+    "reconciliation_runs_total", "Reconciliations of the trailing window", registry=OPERATIONS
+)
+RECONCILIATION_ERRORS = Counter(
+    "reconciliation_errors_total",
+    "Reconciliations that failed (the previous figures are served)",
+    registry=OPERATIONS,
+)
+
+
+@dataclass(eq=False)
+class ReconciliationGauges(Collector):
+    """What reconciliation (services/query_api/reconciliation.py) finds wrong in the
+    trailing `reconciliation_window_s`, checked in the background: offsets received
+    without an outcome or never received, and events parked by the projector, every
+    `reconciliation_refresh_s`; totals that differ from their parts (all organizations)
+    every `reconciliation_totals_refresh_s`."""
+
+    unreconciled: dict[str, float] = field(default_factory=dict)
+    task: asyncio.Future[None] | concurrent.futures.Future[None] | None = None
+    """Cancelled on detach (a concurrent future's cancel is safe from any thread)."""
+    totals_at: float = -math.inf
+
+    def attach(
+        self,
+        database: Queryable,
+        settings: ApiSettings,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        """Check through `database` on `loop` (the running one by default) from now on."""
+        self.unreconciled, self.totals_at = {}, -math.inf
+        work = self._run(database, settings)
+        if loop is None:
+            self.task = asyncio.ensure_future(work)
+        else:
+            self.task = asyncio.run_coroutine_threadsafe(work, loop)
+
+    def detach(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        self.task = None
+        self.unreconciled = {}
+
+    async def _run(self, database: Queryable, settings: ApiSettings) -> None:
+        while True:
+            try:
+                await self._check(database, settings)
+                RECONCILIATIONS.inc()
+            except Exception:  # a database away: the last figures stay
+                RECONCILIATION_ERRORS.inc()
+                log.exception("reconciliation: check failed; serving the previous figures")
+            await asyncio.sleep(settings.reconciliation_refresh_s)
+
+    async def _check(self, database: Queryable, settings: ApiSettings) -> None:
+        until = datetime.now(UTC)
+        since = until - timedelta(seconds=settings.reconciliation_window_s)
+        lines = await reconciliation.partitions(database, since, until)
+        as_of = await reconciliation.as_of(database)
+        stored = await reconciliation.projection(database, since, until, as_of)
+        self.unreconciled["offsets"] = sum(line.missing for line in lines)
+        self.unreconciled["projection"] = stored.quarantined
+        if time.monotonic() - self.totals_at >= settings.reconciliation_totals_refresh_s:
+            self.totals_at = time.monotonic()
+            self.unreconciled["totals"] = len(await reconciliation.totals(database, None, 1000))
+
+    def describe(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("reconciliation_unreconciled", "", labels=["check"])
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily(
+            "reconciliation_unreconciled",
+            "What reconciliation finds wrong in the trailing window: offsets received without"
+            " an outcome or never received (offsets), events parked by the projector"
+            " (projection), totals unequal to their parts (totals, at most 1000)",
+            labels=["check"],
+        )
+        for check, value in list(self.unreconciled.items()):
+            gauge.add_metric([check], value)
+        yield gauge
+
+
+RECONCILIATION = ReconciliationGauges()
+OPERATIONS.register(RECONCILIATION)

@@ -38,14 +38,14 @@ WITH received AS (
            range_agg(int8range(first_offset, last_offset + 1)) AS offsets
     FROM ingest_ranges WHERE recorded_at >= $1 AND recorded_at < $2
     GROUP BY 1, 2
-), runs AS (
+), spans AS (
     SELECT r.kafka_topic, r.kafka_partition,
            lower(o) AS first_offset, upper(o) - 1 AS last_offset
     FROM received r CROSS JOIN LATERAL unnest(r.offsets) AS o
 )
 SELECT u.kafka_topic, u.kafka_partition, u.first_offset, u.last_offset,
        c.stored, c.duplicates, c.conflicts, c.accounted, j.rejected
-FROM runs u
+FROM spans u
 CROSS JOIN LATERAL (
     SELECT count(DISTINCT kafka_offset) FILTER (WHERE kind = 'stored') AS stored,
            count(DISTINCT kafka_offset) FILTER (WHERE kind = 'duplicate') AS duplicates,

@@ -92,6 +92,16 @@ class ApiSettings(BaseSettings):
     usage_gauge_timeout_s: float = 10.0
     """A scrape waits this long for a refresh, then serves the previous figures."""
 
+    reconciliation_refresh_s: float = 60.0
+    """The reconciliation gauge checks the trailing window's offsets and projection this
+    often (services/query_api/reconciliation.py)."""
+
+    reconciliation_window_s: float = 3600.0
+    """... over the records received and events stored in this many seconds before."""
+
+    reconciliation_totals_refresh_s: float = 900.0
+    """... and the read models' totals this often: a scan of them (12 s at 10M events)."""
+
     usage_gauge_min_ratio: float = 0.5
     """Organizations below this used ratio get no usage gauges (bounds cardinality)."""
 

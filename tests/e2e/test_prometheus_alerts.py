@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
@@ -99,6 +100,45 @@ async def test_an_organization_past_90_percent_raises_the_alert(
         names = {a["labels"]["alertname"] for a in alerts}
         assert "CreditsExhausted" not in names
         assert "CreditsUsage75Percent" not in names
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+async def test_an_event_deleted_behind_the_services_back_raises_the_reconciliation_alert(
+    servers: Endpoints, pipeline: Pipeline, prometheus: tuple[str, Path], database_url: str
+) -> None:
+    url, config = prometheus
+    api_metrics = pipeline.api.metrics_url.removeprefix("http://").removesuffix("/metrics")
+    now = datetime.now(UTC).replace(microsecond=0)
+    async with Emitter(servers.kafka_bootstrap, pipeline.topic, "test") as emitter:
+        await emitter.send_many(
+            [module_execution("org-r", i, Decimal("1"), when=now) for i in range(5)]
+        )
+    offsets = 'reconciliation_unreconciled{check="offsets"}'
+    stored = 'projector_events_total{projection="usage"}'
+    await eventually(lambda: pipeline.projector.metrics().get(stored, 0) >= 5)
+    await eventually(lambda: pipeline.api.metrics().get(offsets) == 0)  # checked, all there
+    db = await asyncpg.connect(database_url)
+    try:
+        await db.execute("DELETE FROM events WHERE position = (SELECT min(position) FROM events)")
+    finally:
+        await db.close()
+    await eventually(lambda: pipeline.api.metrics().get(offsets) == 1)
+    server = start_prometheus(url, config, api_metrics)
+    try:
+
+        async def alerted() -> bool:
+            async with httpx.AsyncClient() as client:
+                alerts = (await client.get(f"{url}/api/v1/alerts")).json()["data"]["alerts"]
+            return any(
+                a["labels"]["alertname"] == "EventsUnreconciled"
+                and a["labels"].get("check") == "offsets"
+                and a["state"] in ("pending", "firing")
+                for a in alerts
+            )
+
+        await eventually(alerted, timeout_s=90)
     finally:
         server.terminate()
         server.wait(30)

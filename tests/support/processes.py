@@ -82,6 +82,8 @@ class ApiProcess(ServiceProcess):
             "METERING_API_JWT_SECRET": jwt_secret,
             "METERING_API_USAGE_GAUGE_MIN_RATIO": "0.05",
             "METERING_API_USAGE_GAUGE_REFRESH_S": "0",
+            "METERING_API_RECONCILIATION_REFRESH_S": "1",
+            "METERING_API_RECONCILIATION_TOTALS_REFRESH_S": "1",
             "METERING_API_RATE_LIMIT": "100000/second",
             "METERING_API_METRICS_PORT": str(free_port()),
             **(env or {}),

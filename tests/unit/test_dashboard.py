@@ -31,6 +31,7 @@ PROMQL_WORDS = {
     "organization",
     "reason",
     "scenario",
+    "check",
 }
 
 

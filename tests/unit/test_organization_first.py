@@ -38,6 +38,10 @@ OPERATOR_WIDE = {
     "services/query_api/queries.py:USAGE_GAUGES": (
         "the usage gauges of /metrics: the organizations nearest their limit, across all"
     ),
+    "services/query_api/reconciliation.py:TOTALS": (
+        "reconciliation's totals: every organization's for operators (and the gauge), one"
+        " organization's (an equality on it) for its own /reconciliation"
+    ),
     "services/projector/sql/rebuild.sql:mark_all_changed": (
         "a rebuild's swap changes every organization's read models: a new version for each"
     ),
