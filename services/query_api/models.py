@@ -168,9 +168,10 @@ class ProjectionCheck(Model):
 
 
 class TotalMismatch(Model):
-    level: Literal["run", "scenario", "period", "days"] = Field(
+    level: Literal["run", "scenario", "period", "day", "days"] = Field(
         description="run: a run and its modules; scenario: a scenario and its runs; period:"
-        " a period and its scenarios; days: an organization's days and its periods."
+        " a period and its scenarios; day: an organization's day and its scenarios' days;"
+        " days: an organization's days and its periods."
     )
     organization_id: str
     key: str = Field(description="The run, the scenario or the period start.")

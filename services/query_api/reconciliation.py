@@ -16,7 +16,8 @@ received, every stored event is in the read models, and their totals agree.
   (parked by the projector, `metering quarantine`); for an organization, also its
   module executions in the read models that no stored event backs (`unbacked`).
 - **Totals** (DESIGN rule 8): run = its modules, scenario = its runs, period = its
-  scenarios, an organization's days = its periods, corrections included.
+  scenarios, day = its scenarios' days, an organization's days = its periods,
+  corrections included.
 """
 
 from __future__ import annotations
@@ -146,6 +147,13 @@ LEFT JOIN (SELECT organization_id, period_start, sum(credits_used) AS c
        USING (organization_id, period_start)
 WHERE ($1::text IS NULL OR p.organization_id = $1) AND p.credits_used <> coalesce(s.c, 0)
 UNION ALL
+SELECT 'day', d.organization_id, d.day::text, d.credits_used, coalesce(s.c, 0)
+FROM organization_daily_usage d
+LEFT JOIN (SELECT organization_id, day, sum(credits_used) AS c FROM scenario_daily_usage
+           WHERE $1::text IS NULL OR organization_id = $1 GROUP BY 1, 2) s
+       USING (organization_id, day)
+WHERE ($1::text IS NULL OR d.organization_id = $1) AND d.credits_used <> coalesce(s.c, 0)
+UNION ALL
 SELECT 'days', d.organization_id, '', p.c, d.c
 FROM (SELECT organization_id, sum(credits_used) AS c FROM organization_daily_usage
       WHERE $1::text IS NULL OR organization_id = $1 GROUP BY 1) d
@@ -156,8 +164,8 @@ ORDER BY 1, 2, 3
 LIMIT $2
 """
 """Totals that disagree (each at most `$2`), of every organization or of `$1`: a run
-and its modules, a scenario and its runs, a period and its scenarios, an
-organization's days and its periods."""
+and its modules, a scenario and its runs, a period and its scenarios, a day and its
+scenarios' days, an organization's days and its periods."""
 
 
 @dataclass(frozen=True)
