@@ -24,6 +24,7 @@ from schemas.payloads import (
     ModuleExecutionCompletedV2,
     Payload,
     PlanChangedV1,
+    ScenarioBudgetSetV1,
     ScenarioRunFinishedV1,
     ScenarioRunStartedV1,
     SubscriptionPeriodStartedV1,
@@ -38,6 +39,7 @@ PLAN_CHANGED = PREFIX + "subscription.plan_changed"
 EXTRA_CREDITS_PURCHASED = PREFIX + "credits.purchased"
 AUTO_PURCHASE_CONFIGURED = PREFIX + "credits.auto_purchase_configured"
 CREDITS_ADJUSTED = PREFIX + "credits.adjusted"
+SCENARIO_BUDGET_SET = PREFIX + "scenario.budget_set"
 
 
 def _module_execution_v1_to_v2(old: Payload) -> Payload:
@@ -78,6 +80,7 @@ _ALL = (
     EventType(EXTRA_CREDITS_PURCHASED, 1, ExtraCreditsPurchasedV1),
     EventType(AUTO_PURCHASE_CONFIGURED, 1, AutoPurchaseConfiguredV1),
     EventType(CREDITS_ADJUSTED, 1, CreditsAdjustedV1),
+    EventType(SCENARIO_BUDGET_SET, 1, ScenarioBudgetSetV1),
 )
 
 EVENT_TYPES: dict[str, EventType] = {t.name: t for t in _ALL}

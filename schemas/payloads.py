@@ -155,6 +155,17 @@ class ExtraCreditsPurchasedV1(Payload):
     )
 
 
+class ScenarioBudgetSetV1(Payload):
+    """A scenario's budget from `set_at` on: at most `credits_per_period` credits in each
+    billing period; without it, the scenario has no budget. The latest `set_at` wins."""
+
+    scenario_id: Identifier
+    set_at: Timestamp
+    credits_per_period: Credits | None = Field(
+        default=None, description="The budget of each billing period; none: no budget."
+    )
+
+
 class AutoPurchaseConfiguredV1(Payload):
     """Buy `pack_credits` whenever the credits left drop below `threshold_credits`."""
 

@@ -147,7 +147,7 @@ CREATE INDEX rejected_events_by_event ON rejected_events (source, id);
 
 -- What ingest received from each Kafka partition: every batch's runs of consecutive
 -- offsets, written in the transaction that stores how each of their records ended
--- (events, rejected_events, ingest_duplicates). Reconciliation (services/
+-- (events, rejected_events, ingest_duplicates). Reconciliation (services/query_api/
 -- reconciliation.py) proves from these that nothing received was lost and no offset
 -- was skipped.
 CREATE TABLE ingest_ranges (
@@ -367,6 +367,17 @@ CREATE TABLE run_modules (
     executions      bigint NOT NULL DEFAULT 0,
     errors          bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (organization_id, run_id, module_id)
+);
+
+-- Each scenario's budget (com.metering.scenario.budget_set): credits per billing
+-- period, NULL for none. The event with the latest set_by (its set_at, source and id)
+-- wins, whatever the order the events arrive or are projected in.
+CREATE TABLE scenario_budgets (
+    organization_id    text NOT NULL,
+    scenario_id        text NOT NULL,
+    credits_per_period numeric(30,6),
+    set_by             text NOT NULL,
+    PRIMARY KEY (organization_id, scenario_id)
 );
 
 CREATE TABLE module_executions (

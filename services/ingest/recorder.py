@@ -10,7 +10,7 @@ there, which is what makes a replay after a crash change nothing.
 
 The same transaction records what was received (ingest_ranges: each partition's runs
 of consecutive offsets) and the one outcome no other table keeps, an exact copy
-(ingest_duplicates): reconciliation (services/reconciliation.py) checks every offset
+(ingest_duplicates): reconciliation (services/query_api/reconciliation.py) checks every offset
 received against its outcome.
 """
 

@@ -37,6 +37,7 @@ READ_MODELS = (
     "run_modules",
     "module_executions",
     "credit_purchases",
+    "scenario_budgets",
 )
 """The tables this projection owns: dropped and rebuilt together."""
 

@@ -201,7 +201,15 @@ RESPONSES: dict[Any, dict[str, Any]] = {
         "as_of": AS_OF,
     },
     Page[ScenarioUsage]: {
-        "items": [{"scenario_id": "scn-7", "credits_used": "1250.5", "operations": 812}],
+        "items": [
+            {
+                "scenario_id": "scn-7",
+                "credits_used": "1250.5",
+                "operations": 812,
+                "budget_credits": "2000",
+                "budget_percent_used": "62.53",
+            }
+        ],
         "next_cursor": None,
         "as_of": AS_OF,
     },
@@ -212,6 +220,8 @@ RESPONSES: dict[Any, dict[str, Any]] = {
         "credits_all_time": "20133.75",
         "runs": 1411,
         "last_run_at": "2026-11-24T09:00:00Z",
+        "budget_credits": "2000",
+        "budget_percent_used": "62.53",
         "as_of": AS_OF,
     },
     ScenarioModules: {

@@ -254,13 +254,27 @@ class Page(Answer, Generic[T]):
 class ScenarioUsage(Model):
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"scenario_id": "scn-7", "credits_used": "1250.5", "operations": 812}]
+            "examples": [
+                {
+                    "scenario_id": "scn-7",
+                    "credits_used": "1250.5",
+                    "operations": 812,
+                    "budget_credits": "2000",
+                    "budget_percent_used": "62.53",
+                }
+            ]
         }
     )
 
     scenario_id: str
     credits_used: Credits
     operations: int
+    budget_credits: Credits | None = Field(
+        description="The scenario's budget per billing period (scenario.budget_set); null: none."
+    )
+    budget_percent_used: Credits | None = Field(
+        description="Credits used in the period as a percentage of the budget; null: none."
+    )
 
 
 class ScenarioDetail(Answer):
@@ -270,6 +284,12 @@ class ScenarioDetail(Answer):
     credits_all_time: Credits
     runs: int
     last_run_at: datetime | None
+    budget_credits: Credits | None = Field(
+        description="The scenario's budget per billing period (scenario.budget_set); null: none."
+    )
+    budget_percent_used: Credits | None = Field(
+        description="Credits this period as a percentage of the budget; null: no budget."
+    )
 
 
 class RunSummary(Model):

@@ -67,10 +67,13 @@ ORDER BY period_start DESC LIMIT $3
 """
 
 SCENARIOS = """
-SELECT scenario_id, credits_used, operations FROM scenario_period_usage
-WHERE organization_id = $1 AND period_start = $2
-  AND ($3::numeric IS NULL OR (credits_used, scenario_id) < ($3, $4))
-ORDER BY credits_used DESC, scenario_id DESC LIMIT $5
+SELECT s.scenario_id, s.credits_used, s.operations, b.credits_per_period AS budget_credits
+FROM scenario_period_usage s
+LEFT JOIN scenario_budgets b
+       ON b.organization_id = s.organization_id AND b.scenario_id = s.scenario_id
+WHERE s.organization_id = $1 AND s.period_start = $2
+  AND ($3::numeric IS NULL OR (s.credits_used, s.scenario_id) < ($3, $4))
+ORDER BY s.credits_used DESC, s.scenario_id DESC LIMIT $5
 """
 
 SCENARIO = """
@@ -80,7 +83,10 @@ SELECT s.scenario_id, s.credits_used, s.runs,
            AS last_run_at,
        coalesce((SELECT credits_used FROM scenario_period_usage p
                  WHERE p.organization_id = s.organization_id AND p.period_start = $3
-                   AND p.scenario_id = s.scenario_id), 0) AS credits_this_period
+                   AND p.scenario_id = s.scenario_id), 0) AS credits_this_period,
+       (SELECT credits_per_period FROM scenario_budgets b
+        WHERE b.organization_id = s.organization_id AND b.scenario_id = s.scenario_id)
+           AS budget_credits
 FROM scenario_usage s WHERE s.organization_id = $1 AND s.scenario_id = $2
 """
 

@@ -10,7 +10,8 @@ received, every stored event is in the read models, and their totals agree.
   Kafka offsets are consecutive on topics written without transactions (the runner's
   and ours); a transactional producer's commit markers would show as gaps. An event
   archived (`metering archive`) or a rejection purged by retention leaves its offset
-  unaccounted: reconcile windows younger than both.
+  unaccounted: reconcile windows younger than both. So does a rejection the store
+  itself refused (services/ingest/ingestor.py: it is on the dead-letter topic only).
 - **Projection**: events stored in the window = `projected` + `pending` (stored at or
   after `as_of`, the projection's caught-up time: on their way) + `quarantined`
   (parked by the projector, `metering quarantine`); for an organization, also its

@@ -23,6 +23,7 @@ EXPECTED_TABLES = {
     "billing_periods",
     "plan_changes",
     "credit_purchases",
+    "scenario_budgets",
     "organization_daily_usage",
     "scenario_usage",
     "scenario_period_usage",
@@ -54,7 +55,7 @@ def test_migrations_apply_to_an_empty_database(empty_database_url: str) -> None:
     migrate(empty_database_url)
 
     assert tables(empty_database_url) == EXPECTED_TABLES
-    assert current_revision(empty_database_url) == "0016_ingest_ledger"
+    assert current_revision(empty_database_url) == "0017_scenario_budgets"
 
 
 def test_migrating_twice_changes_nothing(empty_database_url: str) -> None:

@@ -63,3 +63,18 @@ SET app = least(s.app, excluded.app),
     operations = s.operations + excluded.operations,
     executions = s.executions + excluded.executions,
     errors = s.errors + excluded.errors;
+
+-- scenario_budgets --
+-- A scenario's budget: the budget_set event with the greatest (set_at, source, id)
+-- wins, in whatever order they come; one without credits_per_period removes it.
+INSERT INTO scenario_budgets AS b (organization_id, scenario_id, credits_per_period, set_by)
+SELECT DISTINCT ON (organization_id, data->>'scenario_id')
+       organization_id, data->>'scenario_id', (data->>'credits_per_period')::numeric,
+       to_char((data->>'set_at')::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US ')
+           || source || ':' || id
+FROM projector_batch
+WHERE type LIKE 'com.metering.scenario.budget_set.%'
+ORDER BY organization_id, data->>'scenario_id', 4 DESC
+ON CONFLICT (organization_id, scenario_id) DO UPDATE
+SET credits_per_period = excluded.credits_per_period, set_by = excluded.set_by
+WHERE excluded.set_by > b.set_by;

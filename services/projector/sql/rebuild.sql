@@ -28,6 +28,7 @@ CREATE TABLE projection_rebuild.runs (LIKE public.runs INCLUDING ALL);
 CREATE TABLE projection_rebuild.run_modules (LIKE public.run_modules INCLUDING ALL);
 CREATE TABLE projection_rebuild.module_executions (LIKE public.module_executions INCLUDING ALL);
 CREATE TABLE projection_rebuild.credit_purchases (LIKE public.credit_purchases INCLUDING ALL);
+CREATE TABLE projection_rebuild.scenario_budgets (LIKE public.scenario_budgets INCLUDING ALL);
 CREATE TABLE projection_rebuild.projection_checkpoints (LIKE public.projection_checkpoints INCLUDING ALL);
 CREATE TABLE projection_rebuild.projector_quarantine (LIKE public.projector_quarantine INCLUDING ALL);
 
@@ -43,7 +44,8 @@ ANALYZE projection_rebuild.organizations, projection_rebuild.billing_periods,
         projection_rebuild.scenario_usage, projection_rebuild.scenario_period_usage,
         projection_rebuild.scenario_daily_usage, projection_rebuild.scenario_module_period_usage,
         projection_rebuild.runs, projection_rebuild.run_modules,
-        projection_rebuild.module_executions, projection_rebuild.credit_purchases;
+        projection_rebuild.module_executions, projection_rebuild.credit_purchases,
+        projection_rebuild.scenario_budgets;
 
 -- archived_months --
 -- The months archived out of the store (services/archive.py), as one text; NULL when none.
@@ -80,6 +82,8 @@ ALTER TABLE public.module_executions SET SCHEMA projection_retired;
 ALTER TABLE projection_rebuild.module_executions SET SCHEMA public;
 ALTER TABLE public.credit_purchases SET SCHEMA projection_retired;
 ALTER TABLE projection_rebuild.credit_purchases SET SCHEMA public;
+ALTER TABLE public.scenario_budgets SET SCHEMA projection_retired;
+ALTER TABLE projection_rebuild.scenario_budgets SET SCHEMA public;
 
 -- mark_all_changed --
 -- Every organization's answers may differ after the swap: new versions for all.

@@ -4,9 +4,10 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated
 
+from asyncpg import Record
 from fastapi import APIRouter, Query
 
-from services.query_api import cursors
+from services.query_api import billing, cursors
 from services.query_api.deps import CursorQuery, IdPath, PeriodQuery, ReadModels
 from services.query_api.errors import NOT_FOUND, bad_input, not_found
 from services.query_api.models import (
@@ -44,7 +45,10 @@ def router(settings: ApiSettings) -> APIRouter:
         rows = await read_models.scenarios(organization_id, start, after, limit + 1)
         return Page(
             as_of=read_models.as_of,
-            items=[ScenarioUsage(**dict(r)) for r in rows[:limit]],
+            items=[
+                ScenarioUsage(**dict(r), budget_percent_used=budget_used(r, "credits_used"))
+                for r in rows[:limit]
+            ],
             next_cursor=cursors.next_cursor(
                 rows, limit, lambda last: [str(last["credits_used"]), last["scenario_id"]]
             ),
@@ -66,10 +70,18 @@ def router(settings: ApiSettings) -> APIRouter:
             credits_all_time=row["credits_used"],
             runs=row["runs"],
             last_run_at=row["last_run_at"],
+            budget_credits=row["budget_credits"],
+            budget_percent_used=budget_used(row, "credits_this_period"),
         )
 
     _add_scenario_parts(router, settings)
     return router
+
+
+def budget_used(row: Record, used: str) -> Decimal | None:
+    """The credits `row[used]` as a percentage of the scenario's budget; None without one."""
+    budget: Decimal | None = row["budget_credits"]
+    return None if budget is None else billing.percent_used(row[used], budget)
 
 
 def _add_scenario_parts(router: APIRouter, settings: ApiSettings) -> None:

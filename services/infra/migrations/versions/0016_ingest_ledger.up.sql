@@ -1,6 +1,6 @@
 -- What ingest received from each Kafka partition: every batch's runs of consecutive
 -- offsets, written in the transaction that stores how each of their records ended
--- (events, rejected_events, ingest_duplicates). Reconciliation (services/
+-- (events, rejected_events, ingest_duplicates). Reconciliation (services/query_api/
 -- reconciliation.py) proves from these that nothing received was lost and no offset
 -- was skipped.
 CREATE TABLE ingest_ranges (

@@ -1,0 +1,1 @@
+DROP TABLE scenario_budgets;
