@@ -167,11 +167,19 @@ class ScenarioBudgetSetV1(Payload):
 
 
 class AutoPurchaseConfiguredV1(Payload):
-    """Buy `pack_credits` whenever the credits left drop below `threshold_credits`."""
+    """Buy `pack_credits` whenever the credits left drop below `threshold_credits`, at
+    most `max_credits_per_period` in a billing period (default: its plan credits)."""
+
+    added_later = frozenset({"max_credits_per_period"})
 
     enabled: Annotated[bool, Field(strict=True)]
     threshold_credits: Credits
     pack_credits: Credits
+    max_credits_per_period: Credits | None = Field(
+        default=None,
+        description="At most this many credits bought automatically in one billing period;"
+        " by default the period's plan credits.",
+    )
 
 
 class CorrectedEvent(Closed):

@@ -230,7 +230,9 @@ CREATE TABLE organizations (
     timezone_since          timestamp with time zone,  -- effective time, not arrival
     plan_by                 text,  -- ties (and auto-purchase settings): the latest
     timezone_by             text,  -- event time, then the greatest source:id, as
-    auto_purchase_by        text   -- one sortable key
+    auto_purchase_by        text,  -- one sortable key
+    -- The most credits bought automatically in one billing period; NULL: the plan's.
+    auto_purchase_cap       numeric(30,6)
 );
 
 CREATE TABLE billing_periods (
@@ -421,3 +423,5 @@ CREATE TABLE auto_purchase_outbox (
 );
 CREATE INDEX auto_purchase_outbox_unsent ON auto_purchase_outbox (purchased_at)
     WHERE sent_at IS NULL;
+-- The credits already bought automatically in a period: the cap's count.
+CREATE INDEX auto_purchase_outbox_by_period ON auto_purchase_outbox (organization_id, period_start);

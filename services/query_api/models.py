@@ -37,6 +37,10 @@ class AutoPurchase(Model):
     enabled: bool
     threshold_credits: Credits | None
     pack_credits: Credits | None
+    max_credits_per_period: Credits | None = Field(
+        description="The most credits bought automatically in this period: as configured,"
+        " else the period's plan credits."
+    )
 
 
 class Usage(Answer):
@@ -62,6 +66,7 @@ class Usage(Answer):
                         "enabled": True,
                         "threshold_credits": "500",
                         "pack_credits": "1000",
+                        "max_credits_per_period": "10000",
                     },
                     "as_of": "2026-11-24T09:30:01.250Z",
                 }

@@ -23,7 +23,7 @@ CURRENT_PERIOD = """
 SELECT p.period_start, p.period_end, p.plan, p.plan_credits, p.extra_credits, p.credits_used,
        coalesce(p.timezone, 'UTC') AS timezone,
        o.plan AS organization_plan, coalesce(o.auto_purchase_enabled, false) AS ap_enabled,
-       o.auto_purchase_threshold, o.auto_purchase_pack,
+       o.auto_purchase_threshold, o.auto_purchase_pack, o.auto_purchase_cap,
        greatest(date_trunc('month', $2, 'UTC'), (
            SELECT max(bp.period_end) FROM billing_periods bp
            WHERE bp.organization_id = q.organization_id AND bp.subscribed

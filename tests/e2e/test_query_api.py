@@ -229,6 +229,8 @@ async def test_usage_shows_the_current_period(world: World) -> None:
     assert Decimal(usage["percent_used"]) == (world.used * 100 / total).quantize(Decimal("0.01"))
     assert datetime.fromisoformat(usage["reset_at"]) == world.period_end
     assert isinstance(usage["credits_used"], str)
+    # No cap configured: at most the period's plan credits are bought automatically.
+    assert Decimal(usage["auto_purchase"]["max_credits_per_period"]) == world.plan
 
 
 async def test_daily_usage_and_billing_periods(world: World) -> None:

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from deploy.stack.local import Endpoints
+from schemas import TypedEvent
 from services.emitter import Emitter, build_event
 from services.projector.projection import prepare_connection, project_batch
 from services.projector.shards import claim
@@ -199,3 +200,84 @@ async def test_only_a_batch_that_buys_waits_for_a_durable_commit(db: asyncpg.Con
             settings.append(await db.fetchval("SHOW synchronous_commit"))
     assert settings == ["off", "off", "on"]
     assert await db.fetchval("SELECT count(*) FROM auto_purchase_outbox") == 1
+
+
+def _purchase(n: int, credits: str, when: datetime) -> TypedEvent:
+    """The purchase the outbox sends for its decision `n`, as it would come back."""
+    return build_event(
+        "com.metering.credits.purchased.v1",
+        {
+            "organization_id": "org-1",
+            "credits": credits,
+            "purchase": "automatic",
+            "purchased_at": when,
+        },
+        source="billing",
+        event_id=f"bought-{n}",
+        time=when,
+    )
+
+
+async def test_automatic_purchases_stop_at_the_periods_cap_until_it_is_raised(
+    db: asyncpg.Connection,
+) -> None:
+    # Plan 100, packs of 40 below 20 left: the default cap (the plan's 100 credits)
+    # allows two packs (80); a runaway scenario that keeps crossing gets no third
+    # until max_credits_per_period raises the cap.
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = now - timedelta(days=10)
+    period = build_event(
+        "com.metering.subscription.period_started.v1",
+        {
+            "organization_id": "org-1",
+            "plan": "core",
+            "plan_credits": "100",
+            "period_start": start,
+            "period_end": now + timedelta(days=20),
+        },
+        source="billing",
+        event_id="sub-1",
+        time=start,
+    )
+
+    def configured(event_id: str, cap: str | None) -> TypedEvent:
+        data = {
+            "organization_id": "org-1",
+            "enabled": True,
+            "threshold_credits": "20",
+            "pack_credits": "40",
+        }
+        if cap is not None:
+            data["max_credits_per_period"] = cap
+        return build_event(
+            "com.metering.credits.auto_purchase_configured.v1",
+            data,
+            source="billing",
+            event_id=event_id,
+            time=start + timedelta(seconds=len(event_id)),
+        )
+
+    def used(n: int, credits: int) -> TypedEvent:
+        return module_execution("org-1", n, Decimal(credits), when=now - timedelta(minutes=n))
+
+    await prepare_connection(db)
+    await claim(db, 1)
+    decided = []
+    for n, events in enumerate(
+        [
+            [period, configured("auto-1", None)],
+            [used(1, 85)],  # 15 left: buy 1 (40 of 100)
+            [_purchase(1, "40", now)],  # 55 left: armed again
+            [used(2, 45)],  # 10 left: buy 2 (80 of 100)
+            [_purchase(2, "40", now)],  # 50 left
+            [used(3, 45)],  # 5 left: a third would make 120 > 100
+            [configured("auto-raised", "200")],
+            [used(4, 1)],  # 4 left, still below: buy 3 (120 of 200)
+        ]
+    ):
+        await store(db, events, first_offset=n * 10)
+        async with db.transaction():
+            await project_batch(db, 100, auto_purchase=True)
+        decided.append(await db.fetchval("SELECT count(*) FROM auto_purchase_outbox"))
+
+    assert decided == [0, 1, 1, 2, 2, 2, 2, 3]

@@ -55,7 +55,7 @@ def test_migrations_apply_to_an_empty_database(empty_database_url: str) -> None:
     migrate(empty_database_url)
 
     assert tables(empty_database_url) == EXPECTED_TABLES
-    assert current_revision(empty_database_url) == "0017_scenario_budgets"
+    assert current_revision(empty_database_url) == "0018_auto_purchase_cap"
 
 
 def test_migrating_twice_changes_nothing(empty_database_url: str) -> None:

@@ -39,11 +39,13 @@ WHERE o.timezone_since IS NULL
 
 -- organization_auto_purchase --
 INSERT INTO organizations AS o (organization_id, auto_purchase_enabled,
-                                auto_purchase_threshold, auto_purchase_pack, auto_purchase_by)
+                                auto_purchase_threshold, auto_purchase_pack, auto_purchase_by,
+                                auto_purchase_cap)
 SELECT DISTINCT ON (organization_id)
        organization_id, (data->>'enabled')::boolean, (data->>'threshold_credits')::numeric,
        (data->>'pack_credits')::numeric,
-       to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US ') || source || ':' || id
+       to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US ') || source || ':' || id,
+       (data->>'max_credits_per_period')::numeric
 FROM projector_batch
 WHERE type LIKE 'com.metering.credits.auto_purchase_configured.%'
 ORDER BY organization_id, 5 DESC
@@ -51,5 +53,6 @@ ON CONFLICT (organization_id) DO UPDATE
 SET auto_purchase_enabled = excluded.auto_purchase_enabled,
     auto_purchase_threshold = excluded.auto_purchase_threshold,
     auto_purchase_pack = excluded.auto_purchase_pack,
-    auto_purchase_by = excluded.auto_purchase_by
+    auto_purchase_by = excluded.auto_purchase_by,
+    auto_purchase_cap = excluded.auto_purchase_cap
 WHERE o.auto_purchase_by IS NULL OR excluded.auto_purchase_by > o.auto_purchase_by;

@@ -10,7 +10,14 @@ TRUNCATE batch_auto_purchase;
 INSERT INTO batch_auto_purchase
 SELECT p.organization_id, p.period_start, o.auto_purchase_enabled,
        o.auto_purchase_threshold, o.auto_purchase_pack,
-       p.plan_credits + p.extra_credits - p.credits_used AS remaining
+       p.plan_credits + p.extra_credits - p.credits_used AS remaining,
+       -- The cap: at most this many credits bought automatically in a period (by
+       -- default its plan credits, Make's rule), counted from the decisions already
+       -- made, so a runaway scenario cannot buy packs without end.
+       coalesce(o.auto_purchase_cap, p.plan_credits) AS cap,
+       (SELECT coalesce(sum(x.credits), 0) FROM auto_purchase_outbox x
+        WHERE x.organization_id = p.organization_id AND x.period_start = p.period_start)
+           AS bought
 FROM (SELECT DISTINCT organization_id, period_start FROM batch_usage) t
 JOIN billing_periods p USING (organization_id, period_start)
 JOIN organizations o USING (organization_id)
@@ -31,7 +38,7 @@ WITH fired AS (
     INSERT INTO auto_purchase_state AS s (organization_id, period_start, armed, purchases)
     SELECT organization_id, period_start, false, 1
     FROM batch_auto_purchase
-    WHERE enabled AND remaining < threshold AND pack > 0
+    WHERE enabled AND remaining < threshold AND pack > 0 AND bought + pack <= cap
     ON CONFLICT (organization_id, period_start) DO UPDATE
     SET armed = false, purchases = s.purchases + 1
     WHERE s.armed

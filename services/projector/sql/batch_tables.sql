@@ -34,11 +34,12 @@ CREATE TEMP TABLE IF NOT EXISTS batch_usage (
 ) ON COMMIT DELETE ROWS;
 
 -- batch_auto_purchase --
--- The running periods this batch touched, with what is left of their credits.
+-- The running periods this batch touched, with what is left of their credits, the
+-- most that may be bought automatically in them and what already was.
 -- Written and read by: auto_purchase.sql (live projector only).
 CREATE TEMP TABLE IF NOT EXISTS batch_auto_purchase (
     organization_id text, period_start timestamptz, enabled boolean, threshold numeric,
-    pack numeric, remaining numeric
+    pack numeric, remaining numeric, cap numeric, bought numeric
 ) ON COMMIT DELETE ROWS;
 
 -- batch_new_runs --

@@ -111,6 +111,9 @@ def current_usage(
             enabled=row["ap_enabled"],
             threshold_credits=row["auto_purchase_threshold"],
             pack_credits=row["auto_purchase_pack"],
+            max_credits_per_period=(
+                plan_credits if row["auto_purchase_cap"] is None else row["auto_purchase_cap"]
+            ),
         ),
     )
 
