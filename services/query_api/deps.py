@@ -79,13 +79,18 @@ async def read_models(
 
 async def operator_store(
     request: Request, authorization: Annotated[str | None, Header()] = None
-) -> Reader:
-    """The read models, for a caller with the operator scope (else 401/403)."""
+) -> AsyncIterator[Reader]:
+    """The read models and the store, for a caller with the operator scope (else
+    401/403), on one connection taken in turn with the organizations' requests
+    (`turns`): a long check (reconciliation's totals) waits for and holds a turn, and
+    never takes a connection from under those counted on it."""
     verifier: TokenVerifier = request.app.state.verifier
     if not verifier.verify(authorization).operator:
         raise Forbidden("only the operator scope reads across organizations")
-    reader: Reader = request.app.state.reader
-    return reader
+    pool: asyncpg.Pool = request.app.state.pool
+    turns: asyncio.Semaphore = request.app.state.turns
+    async with turns, pool.acquire() as connection:
+        yield Reader(connection)
 
 
 ReadModels = Annotated[FreshReader, Depends(read_models)]
