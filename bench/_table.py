@@ -47,6 +47,12 @@ HEADLINES = (
     Headline("freshness", "p99_s", "freshness p99 from event time, s (10k/s)", "< 1"),
     Headline("freshness", "p99_from_append_s", "freshness p99 from append, s", "< 1"),
     Headline(
+        "notifications", "p99_to_topic_s", "notification p99, crossing projected → topic, s", "< 1"
+    ),
+    Headline(
+        "notifications", "p99_to_webhook_s", "notification p99, crossing projected → webhook, s", ""
+    ),
+    Headline(
         "query", "p99_ms_at_fixed_rate_max", "query API, worst endpoint p99 ms at 1,000/s", "< 10"
     ),
     Headline("query", "max_rps_min", "query API, slowest endpoint's max req/s (c32)", "≥ 4,000"),

@@ -21,6 +21,7 @@ import tempfile
 import time
 import uuid
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,8 +59,15 @@ async def send_slice(
     await asyncio.gather(*pending)
 
 
-async def produce_steadily(bootstrap: str, topic: str) -> int:
-    """Send RATE events a second, in 20 ms slices, each stamped with its send time.
+async def produce_steadily(
+    bootstrap: str,
+    topic: str,
+    record: Callable[[int, str], tuple[bytes, bytes]] = record_value,
+    rate: int = RATE,
+    seconds: float = SECONDS,
+) -> int:
+    """Send `rate` events (`record(n, send time)`) a second for `seconds`, in 20 ms
+    slices, each stamped with its send time.
 
     Records go in batches per partition (aiokafka's create_batch): one `send` per
     record cost the producer more CPU than the pipeline it feeds.
@@ -70,11 +78,11 @@ async def produce_steadily(bootstrap: str, topic: str) -> int:
     sent = 0
     started = time.perf_counter()
     try:
-        while (elapsed := time.perf_counter() - started) < SECONDS:
+        while (elapsed := time.perf_counter() - started) < seconds:
             stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             slice_: dict[int, list[tuple[bytes, bytes]]] = {p: [] for p in partitions}
-            while sent < int(elapsed * RATE):
-                key, payload = record_value(sent, stamp)
+            while sent < int(elapsed * rate):
+                key, payload = record(sent, stamp)
                 slice_[partitions[zlib.crc32(key) % len(partitions)]].append((key, payload))
                 sent += 1
             await send_slice(producer, topic, slice_)

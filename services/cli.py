@@ -44,6 +44,11 @@ archive_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(archive_app, name="archive")
+webhooks_app = typer.Typer(
+    help="Endpoints that receive an organization's notifications, signed (Standard Webhooks).",
+    no_args_is_help=True,
+)
+app.add_typer(webhooks_app, name="webhooks")
 console = Console()
 
 
@@ -347,6 +352,58 @@ def purge_command() -> None:
 
     for table, count in _with_database(purge_all).items():
         console.print(f"{table}: {count:,} rows purged")
+
+
+@webhooks_app.command("add")
+def webhooks_add(
+    organization: Annotated[str, typer.Argument(help="The organization notified.")],
+    url: Annotated[str, typer.Argument(help="Where to POST each notification (http/https).")],
+) -> None:
+    """Register a webhook; print its id and the secret that signs every delivery to it.
+
+    The secret is shown once: give it to the receiver, which verifies each request
+    with any Standard Webhooks library. Notifications decided from now on are delivered.
+    """
+    from services.projector.webhooks import BadEndpoint, add_endpoint
+
+    try:
+        endpoint_id, secret = _with_database(lambda db: add_endpoint(db, organization, url))
+    except BadEndpoint as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"webhook {endpoint_id} added for {organization}: {url}")
+    print(f"secret: {secret}")
+
+
+@webhooks_app.command("list")
+def webhooks_list(
+    organization: Annotated[str | None, typer.Argument(help="Only this organization.")] = None,
+) -> None:
+    """The webhooks registered (secrets are not shown again)."""
+    from rich.table import Table
+
+    from services.projector.webhooks import endpoints
+
+    found = _with_database(lambda db: endpoints(db, organization))
+    table = Table("id", "organization", "url", "added")
+    for e in found:
+        table.add_row(e.endpoint_id, e.organization_id, e.url, f"{e.created_at:%Y-%m-%d %H:%M}")
+    console.print(table if found else "no webhooks")
+
+
+@webhooks_app.command("remove")
+def webhooks_remove(
+    endpoint_id: Annotated[str, typer.Argument(help="The webhook's id (see list).")],
+) -> None:
+    """Stop delivering to a webhook; its pending deliveries fail, its log stays."""
+    from services.projector.webhooks import BadEndpoint, remove_endpoint
+
+    try:
+        _with_database(lambda db: remove_endpoint(db, endpoint_id))
+    except BadEndpoint as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"webhook {endpoint_id} removed")
 
 
 def _with_database(work: Callable[[Connection], Awaitable[T]]) -> T:

@@ -25,3 +25,6 @@ class ConnectionSettings(BaseSettings):
 
     dlq_topic: str = "metering.events.dlq"
     """Dead-letter topic for records that could not be accepted."""
+
+    notifications_topic: str = "metering.notifications"
+    """Topic the projector sends customer notifications (threshold crossings) to."""

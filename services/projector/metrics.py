@@ -76,6 +76,25 @@ PURCHASE_SEND_ERRORS = Counter(
     "projector_auto_purchase_send_errors_total",
     "Failed attempts to send auto-purchases from the outbox (each retried with backoff)",
 )
+NOTIFICATIONS_SENT = Counter(
+    "projector_notifications_sent_total",
+    "Customer notifications (threshold crossings) sent to the notifications topic",
+)
+NOTIFICATION_SEND_ERRORS = Counter(
+    "projector_notification_send_errors_total",
+    "Failed attempts to send notifications from the outbox, and rows that are not valid"
+    " events (each retried; an invalid row stays unsent)",
+)
+WEBHOOK_ATTEMPTS = Counter(
+    "projector_webhook_attempts_total",
+    "Webhook delivery attempts, by outcome: delivered, retry (the endpoint failed; tried"
+    " again later), failed (no success within the retry window, or the endpoint removed)",
+    ["outcome"],
+)
+WEBHOOK_ERRORS = Counter(
+    "projector_webhook_errors_total",
+    "Failures of the webhook deliverer itself (database, bugs), each retried with backoff",
+)
 PURGED = Counter(
     "projector_quarantine_purged_total",
     "Replayed quarantine records purged past their retention (METERING_RETENTION_)",

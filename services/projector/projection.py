@@ -80,6 +80,20 @@ async def decide_auto_purchases(connection: Connection) -> None:
             await connection.execute(DURABLE_COMMIT)
 
 
+async def decide_notifications(connection: Connection) -> int:
+    """Threshold crossings of the batch's organizations (`sql/notifications.sql`, live
+    projector only) into the notification outbox and the webhook deliveries; a batch
+    that decides one commits durably (DURABLE_COMMIT). Returns how many it decided."""
+    statements = queries("notifications.sql")
+    for name, statement in statements.items():
+        if name != "fire":
+            await connection.execute(statement)
+    decided = int(await connection.fetchval(statements["fire"]))
+    if decided:
+        await connection.execute(DURABLE_COMMIT)
+    return decided
+
+
 @dataclass(frozen=True)
 class BatchResult:
     events: int
@@ -88,6 +102,8 @@ class BatchResult:
     """For each event, seconds from its own time and from its arrival in the store to now."""
     quarantined: int = 0
     """Events parked in quarantine instead (services/projector/quarantine.py)."""
+    notified: int = 0
+    """Notifications the batch decided (`notify`)."""
 
 
 async def mark_changed(connection: Connection) -> None:
@@ -186,6 +202,7 @@ async def project_batch(
     projection: str = PROJECTION,
     *,
     auto_purchase: bool = False,
+    notify: bool = False,
     shard: Shard = WHOLE,
     until: Tracking = END_OF_TIME,
     ages: bool = True,
@@ -196,13 +213,15 @@ async def project_batch(
     last caught up if nothing waits (`caught_up_at`, the API's `as_of`).
 
     With `auto_purchase`, purchases the batch causes are decided in the same
-    transaction (into the outbox); a rebuild leaves it off, and `ages` too (the ages of
+    transaction (into the outbox), and with `notify` the thresholds it crosses
+    (`BatchResult.notified`); a rebuild leaves both off, and `ages` too (the ages of
     its events feed the live projector's freshness metrics only), and `versions` (the
     organizations it changed, for the API's ETags: the swap marks them all). Batches of
     different shards run side by side (the batch lock is shared); a swap or a reshard
     takes it alone.
     """
     name = shard.checkpoint(projection)
+    notified = 0
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock_shared($1)", BATCH_LOCK)
         after = await event_store.read_tracking(connection, name)
@@ -216,11 +235,13 @@ async def project_batch(
                 await mark_changed(connection)
             if auto_purchase:
                 await decide_auto_purchases(connection)
+            if notify:
+                notified = await decide_notifications(connection)
         await event_store.save_tracking(connection, name, copied.end)
         if copied.events < limit:
             await event_store.mark_caught_up(connection, name)
         if not ages:
             events = await connection.fetchval(queries("batch.sql")["batch_events"])
-            return BatchResult(int(events), copied.end, [])
+            return BatchResult(int(events), copied.end, [], notified=notified)
         rows = await connection.fetch(queries("batch.sql")["batch_ages"])
-    return BatchResult(len(rows), copied.end, [(row[0], row[1]) for row in rows])
+    return BatchResult(len(rows), copied.end, [(row[0], row[1]) for row in rows], notified=notified)

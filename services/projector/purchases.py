@@ -7,8 +7,6 @@ crash, it carries the same id and payload, and ingest counts it once.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from decimal import Decimal
 
@@ -16,10 +14,9 @@ import asyncpg
 
 from schemas import TypedEvent
 from schemas.catalog import EXTRA_CREDITS_PURCHASED
-from services.emitter import Emitter, build_event
-from services.infra import database
-from services.infra.waiting import wait_event
+from services.emitter import build_event
 from services.projector import metrics
+from services.projector.outbox import OutboxSender
 
 log = logging.getLogger(__name__)
 
@@ -37,47 +34,22 @@ FROM auto_purchase_outbox WHERE sent_at IS NULL ORDER BY purchased_at LIMIT 500
 MARK_SENT = "UPDATE auto_purchase_outbox SET sent_at = now() WHERE event_id = ANY($1::text[])"
 
 
-class PurchaseSender:
-    """Drains auto_purchase_outbox to the events topic whenever it is poked.
+class PurchaseSender(OutboxSender):
+    """Drains auto_purchase_outbox to the events topic (services/projector/outbox.py).
 
-    It survives any error: a lost server is reconnected, anything else is
-    logged, counted (`projector_auto_purchase_send_errors_total`) and retried
-    with backoff; it never stops for good. One connection and one producer are
-    kept open between drains. An outbox row that cannot become a valid event
-    is logged and counted and left unsent; the others are sent.
+    Errors are counted in `projector_auto_purchase_send_errors_total`. An outbox row
+    that cannot become a valid event is logged and counted and left unsent; the
+    others are sent.
     """
 
-    def __init__(self, database_url: str, kafka_bootstrap: str, topic: str) -> None:
-        self.database_url = database_url
-        self.kafka_bootstrap = kafka_bootstrap
-        self.topic = topic
-        self.poke = asyncio.Event()
-        self._connection: asyncpg.Connection | None = None
-        self._emitter: Emitter | None = None
+    what = "auto-purchases"
 
-    async def run(
-        self, stop: asyncio.Event, interval_s: float = 1.0, max_backoff_s: float = 30
-    ) -> None:
-        backoff = interval_s
-        try:
-            while not stop.is_set():
-                try:
-                    await self.send_pending()
-                    backoff = interval_s
-                except Exception:  # nothing may stop the sender for good
-                    metrics.PURCHASE_SEND_ERRORS.inc()
-                    log.exception("sending auto-purchases failed; retrying in %.0f s", backoff)
-                    await self._close()
-                    await wait_event(stop, backoff)
-                    backoff = min(backoff * 2, max_backoff_s)
-                    continue
-                self.poke.clear()
-                await wait_event(self.poke, interval_s)
-        finally:
-            await self._close()
+    def __init__(self, database_url: str, kafka_bootstrap: str, topic: str) -> None:
+        super().__init__(database_url, metrics.PURCHASE_SEND_ERRORS, kafka_bootstrap, topic)
+        self.source = SOURCE
 
     async def send_pending(self) -> int:
-        connection = await self._database()
+        connection = await self.database()
         rows = await connection.fetch(PENDING)
         events = []
         for row in rows:
@@ -88,33 +60,11 @@ class PurchaseSender:
                 log.error("auto-purchase %s is not a valid event: %s", row["event_id"], error)
         if not events:
             return 0
-        emitter = await self._producer()
+        emitter = await self.producer()
         await emitter.send_many(events)
         await connection.execute(MARK_SENT, [event.id for event in events])
         log.info("sent %d auto-purchase(s)", len(events))
         return len(events)
-
-    async def _database(self) -> asyncpg.Connection:
-        if self._connection is None or self._connection.is_closed():
-            self._connection = await database.connect(self.database_url)
-        return self._connection
-
-    async def _producer(self) -> Emitter:
-        if self._emitter is None:
-            emitter = Emitter(self.kafka_bootstrap, self.topic, SOURCE)
-            await emitter.__aenter__()
-            self._emitter = emitter
-        return self._emitter
-
-    async def _close(self) -> None:
-        emitter, self._emitter = self._emitter, None
-        connection, self._connection = self._connection, None
-        if emitter is not None:
-            with contextlib.suppress(Exception):
-                await emitter.__aexit__(None, None, None)
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                await connection.close()
 
 
 def _purchase(row: asyncpg.Record) -> TypedEvent:

@@ -34,10 +34,12 @@ from services.infra.database import POSTGRES_TRANSIENT
 from services.infra.settings import ConnectionSettings
 from services.infra.waiting import wait_event
 from services.projector import metrics, shards
+from services.projector.notifications import NotificationSender
 from services.projector.projection import PROJECTION, BatchResult, prepare_connection
 from services.projector.purchases import PurchaseSender
 from services.projector.quarantine import held_count, project_next
 from services.projector.settings import ProjectorSettings
+from services.projector.webhooks import WebhookDeliverer
 from services.retention import RetentionSettings, purge_periodically
 
 log = logging.getLogger(__name__)
@@ -75,11 +77,21 @@ class Projector:
         self.purchases = PurchaseSender(
             connection.database_url, connection.kafka_bootstrap, connection.events_topic
         )
+        self.notifications = NotificationSender(
+            connection.database_url, connection.kafka_bootstrap, connection.notifications_topic
+        )
+        self.webhooks = WebhookDeliverer(connection.database_url, settings)
 
     async def run(self, stop: asyncio.Event) -> None:
-        sender = (
-            asyncio.create_task(self.purchases.run(stop)) if self.settings.auto_purchase else None
-        )
+        senders = [
+            asyncio.create_task(outbox.run(stop))
+            for outbox, wanted in (
+                (self.purchases, self.settings.auto_purchase),
+                (self.notifications, self.settings.notifications),
+                (self.webhooks, self.settings.notifications),
+            )
+            if wanted
+        ]
         purging = asyncio.create_task(
             purge_periodically(
                 self.database_url, "projector_quarantine", RetentionSettings(), metrics.PURGED.inc
@@ -95,7 +107,7 @@ class Projector:
                 raise mismatch.exceptions[0] from None
         finally:
             purging.cancel()
-            if sender is not None:
+            for sender in senders:
                 sender.cancel()
 
     async def _connect(self) -> asyncpg.Connection:
@@ -198,6 +210,7 @@ class Projector:
                 self.settings.batch_size,
                 self.projection,
                 auto_purchase=self.settings.auto_purchase,
+                notify=self.settings.notifications,
                 shard=shard,
             )
             metrics.LAST_PROGRESS.labels(label).set_to_current_time()
@@ -205,6 +218,9 @@ class Projector:
                 _record(label, result, time.perf_counter() - started)
                 await self._observe_lag(work, label)
                 self.purchases.poke.set()
+                if result.notified:
+                    self.notifications.poke.set()
+                    self.webhooks.poke.set()
                 continue
             await self._observe_lag(work, label)
             waiter = asyncio.create_task(wake.wait())

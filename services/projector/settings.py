@@ -29,5 +29,22 @@ class ProjectorSettings(BaseSettings):
     auto_purchase: bool = True
     """Decide and emit automatic credit purchases (one active projector does)."""
 
+    notifications: bool = True
+    """Decide customer notifications (threshold crossings) and deliver them to the
+    notifications topic and the organizations' webhooks (one active projector does)."""
+
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    """How long an endpoint has to answer one delivery attempt."""
+
+    webhook_retry_s: float = Field(default=5.0, gt=0)
+    """Wait before the first retry; each next one waits 4 times longer, at most
+    webhook_max_retry_s."""
+
+    webhook_max_retry_s: float = Field(default=3600.0, gt=0)
+    """The longest wait between two attempts."""
+
+    webhook_retry_window_s: float = Field(default=86_400.0, gt=0)
+    """How long a delivery is retried (from its notification) before it is failed."""
+
     metrics_port: int = 9102
     """Port of the Prometheus /metrics endpoint (0: none)."""

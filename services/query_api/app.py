@@ -24,6 +24,7 @@ from services.query_api.queries import Reader
 from services.query_api.routes import (
     apps,
     forecast,
+    notifications,
     operations,
     purchases,
     reconciliation,
@@ -34,6 +35,18 @@ from services.query_api.routes import (
 from services.query_api.settings import ApiSettings
 
 log = logging.getLogger("services.query_api")
+RESOURCES = (
+    usage,
+    forecast,
+    apps,
+    purchases,
+    scenarios,
+    runs,
+    notifications,
+    reconciliation,
+    operations,
+)
+"""The API's routers, one per resource, in the order the OpenAPI document lists them."""
 POOL_SIZE = 10
 """Connections of each API process (worker) to PostgreSQL: one for the freshness rounds,
 the others for the endpoints' queries (`turns`)."""
@@ -62,8 +75,7 @@ def create_app(
     instrument(app)
     handle_errors(app)
     routes: list[APIRoute] = []
-    resources = (usage, forecast, apps, purchases, scenarios, runs, reconciliation, operations)
-    for resource in resources:
+    for resource in RESOURCES:
         router = resource.router(settings)
         app.include_router(router)
         routes += [r for r in router.routes if isinstance(r, APIRoute) and r.include_in_schema]

@@ -26,6 +26,7 @@ from services.query_api.models import (
     ScenarioUsage,
     Usage,
 )
+from services.query_api.notifications import DeliveryList, NotificationList, WebhookList
 
 
 def own(model: type[BaseModel]) -> list[dict[str, Any]]:
@@ -248,6 +249,73 @@ RESPONSES: dict[Any, dict[str, Any]] = {
         "detail": "simple",
         "entries": own(LogEntry),
         "as_of": AS_OF,
+    },
+    NotificationList: {
+        "organization_id": "org-1",
+        "notifications": [
+            {
+                "id": "credits:org-1:20261101T000000Z:90:1",
+                "type": "com.metering.credits.threshold_crossed.v1",
+                "decided_at": "2026-11-24T09:30:00.412Z",
+                "sent_at": "2026-11-24T09:30:00.431Z",
+                "data": {
+                    "organization_id": "org-1",
+                    **PERIOD,
+                    "period_end": "2026-12-01T00:00:00Z",
+                    "scope": "organization",
+                    "threshold_percent": 90,
+                    "used_credits": "9001.5",
+                    "total_credits": "10000",
+                    "crossing": 1,
+                    "crossed_at": "2026-11-24T09:29:59.870Z",
+                },
+            }
+        ],
+        "next_cursor": None,
+        "as_of": AS_OF,
+    },
+    WebhookList: {
+        "organization_id": "org-1",
+        "webhooks": [
+            {
+                "endpoint_id": "ep_5f0c2a9d1e7b3c44",
+                "url": "https://hooks.example.com/metering",
+                "created_at": "2026-11-02T10:00:00Z",
+            }
+        ],
+    },
+    DeliveryList: {
+        "organization_id": "org-1",
+        "deliveries": [
+            {
+                "event_id": "credits:org-1:20261101T000000Z:90:1",
+                "type": "com.metering.credits.threshold_crossed.v1",
+                "endpoint_id": "ep_5f0c2a9d1e7b3c44",
+                "url": "https://hooks.example.com/metering",
+                "status": "delivered",
+                "attempts": 2,
+                "created_at": "2026-11-24T09:30:00.412Z",
+                "next_attempt_at": None,
+                "delivered_at": "2026-11-24T09:30:05.530Z",
+                "log": [
+                    {
+                        "attempt": 1,
+                        "attempted_at": "2026-11-24T09:30:00.420Z",
+                        "duration_ms": 31,
+                        "status_code": 503,
+                        "error": None,
+                    },
+                    {
+                        "attempt": 2,
+                        "attempted_at": "2026-11-24T09:30:05.501Z",
+                        "duration_ms": 29,
+                        "status_code": 200,
+                        "error": None,
+                    },
+                ],
+            }
+        ],
+        "next_cursor": None,
     },
 }
 """An answer of each response model (200), keyed by the model."""

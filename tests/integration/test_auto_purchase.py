@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,8 +15,8 @@ from schemas import TypedEvent
 from services.emitter import Emitter, build_event
 from services.projector.projection import prepare_connection, project_batch
 from services.projector.shards import claim
-from tests.support.events import module_execution
-from tests.support.processes import IngestProcess, ProjectorProcess
+from tests.support.events import auto_purchase_configured, module_execution, period_started
+from tests.support.processes import IngestProcess, ProjectorProcess, ingest_on, running
 from tests.support.store import store
 from tests.support.waiting import eventually
 
@@ -31,14 +30,7 @@ AUTOMATIC = (
 def pipeline(
     servers: Endpoints, database_url: str, new_topic: str, tmp_path: Path
 ) -> Iterator[tuple[IngestProcess, ProjectorProcess]]:
-    ingest = IngestProcess(
-        database_url,
-        servers.kafka_bootstrap,
-        new_topic,
-        f"{new_topic}.dlq",
-        f"ingest-{uuid.uuid4().hex[:8]}",
-        tmp_path,
-    )
+    ingest = ingest_on(servers, database_url, new_topic, tmp_path)
     projector = ProjectorProcess(
         database_url,
         tmp_path,
@@ -46,11 +38,8 @@ def pipeline(
         kafka_bootstrap=servers.kafka_bootstrap,
         topic=new_topic,
     )
-    ingest.start()
-    projector.start()
-    yield ingest, projector
-    projector.stop()
-    ingest.stop()
+    with running(ingest, projector):
+        yield ingest, projector
 
 
 async def extra_credits(db: asyncpg.Connection) -> Decimal:
@@ -159,31 +148,8 @@ async def test_only_a_batch_that_buys_waits_for_a_durable_commit(db: asyncpg.Con
     # batch that decides one must not be lost and decided again with another time.
     now = datetime.now(UTC).replace(microsecond=0)
     start = now - timedelta(days=10)
-    period = build_event(
-        "com.metering.subscription.period_started.v1",
-        {
-            "organization_id": "org-1",
-            "plan": "core",
-            "plan_credits": "100",
-            "period_start": start,
-            "period_end": now + timedelta(days=20),
-        },
-        source="billing",
-        event_id="sub-1",
-        time=start,
-    )
-    configured = build_event(
-        "com.metering.credits.auto_purchase_configured.v1",
-        {
-            "organization_id": "org-1",
-            "enabled": True,
-            "threshold_credits": "20",
-            "pack_credits": "50",
-        },
-        source="billing",
-        event_id="auto-1",
-        time=start,
-    )
+    period = period_started("org-1", "100", start, now + timedelta(days=20))
+    configured = auto_purchase_configured("org-1", "auto-1", start, "20", "50")
     await prepare_connection(db)
     await claim(db, 1)
     settings = []
@@ -226,36 +192,11 @@ async def test_automatic_purchases_stop_at_the_periods_cap_until_it_is_raised(
     # until max_credits_per_period raises the cap.
     now = datetime.now(UTC).replace(microsecond=0)
     start = now - timedelta(days=10)
-    period = build_event(
-        "com.metering.subscription.period_started.v1",
-        {
-            "organization_id": "org-1",
-            "plan": "core",
-            "plan_credits": "100",
-            "period_start": start,
-            "period_end": now + timedelta(days=20),
-        },
-        source="billing",
-        event_id="sub-1",
-        time=start,
-    )
+    period = period_started("org-1", "100", start, now + timedelta(days=20))
 
     def configured(event_id: str, cap: str | None) -> TypedEvent:
-        data = {
-            "organization_id": "org-1",
-            "enabled": True,
-            "threshold_credits": "20",
-            "pack_credits": "40",
-        }
-        if cap is not None:
-            data["max_credits_per_period"] = cap
-        return build_event(
-            "com.metering.credits.auto_purchase_configured.v1",
-            data,
-            source="billing",
-            event_id=event_id,
-            time=start + timedelta(seconds=len(event_id)),
-        )
+        at = start + timedelta(seconds=len(event_id))
+        return auto_purchase_configured("org-1", event_id, at, "20", "40", cap)
 
     def used(n: int, credits: int) -> TypedEvent:
         return module_execution("org-1", n, Decimal(credits), when=now - timedelta(minutes=n))

@@ -20,7 +20,6 @@ import asyncio
 import os
 import random
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from schemas import TypedEvent
 from tests.support.events import bulk_executions
 from tests.support.fuzz import MUTATIONS, Mutator, Record, good
 from tests.support.generated_history import build_history, expected, read_models, stored
-from tests.support.processes import IngestProcess, ProjectorProcess
+from tests.support.processes import IngestProcess, ProjectorProcess, ingest_on
 
 BAD_RECORDS = int(os.environ.get("METERING_FUZZ_BAD_RECORDS", "10000"))
 BULK_EVENTS = BAD_RECORDS
@@ -94,14 +93,7 @@ def stream(rng: random.Random, now: datetime) -> Stream:
 def pipeline(
     servers: Endpoints, database_url: str, new_topic: str, tmp_path: Path
 ) -> Iterator[tuple[IngestProcess, ProjectorProcess]]:
-    ingest = IngestProcess(
-        database_url,
-        servers.kafka_bootstrap,
-        new_topic,
-        f"{new_topic}.dlq",
-        f"ingest-{uuid.uuid4().hex[:8]}",
-        tmp_path,
-    )
+    ingest = ingest_on(servers, database_url, new_topic, tmp_path)
     projector = ProjectorProcess(database_url, tmp_path, batch_size=2000)
     yield ingest, projector
     ingest.stop()

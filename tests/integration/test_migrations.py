@@ -34,6 +34,11 @@ EXPECTED_TABLES = {
     "module_executions",
     "auto_purchase_state",
     "auto_purchase_outbox",
+    "notification_state",
+    "notification_outbox",
+    "webhook_endpoints",
+    "webhook_deliveries",
+    "webhook_attempts",
 }
 
 
@@ -55,7 +60,7 @@ def test_migrations_apply_to_an_empty_database(empty_database_url: str) -> None:
     migrate(empty_database_url)
 
     assert tables(empty_database_url) == EXPECTED_TABLES
-    assert current_revision(empty_database_url) == "0018_auto_purchase_cap"
+    assert current_revision(empty_database_url) == "0019_notifications"
 
 
 def test_migrating_twice_changes_nothing(empty_database_url: str) -> None:

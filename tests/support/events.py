@@ -63,3 +63,48 @@ def bulk_executions(rng: random.Random, count: int, source: str) -> list[TypedEv
         )
         for i in range(count)
     ]
+
+
+def period_started(
+    organization: str, plan_credits: str, start: datetime, end: datetime, event_id: str = "sub-1"
+) -> TypedEvent:
+    """A subscribed billing period [start, end) of `plan_credits` on the plan `core`."""
+    return build_event(
+        "com.metering.subscription.period_started.v1",
+        {
+            "organization_id": organization,
+            "plan": "core",
+            "plan_credits": plan_credits,
+            "period_start": start,
+            "period_end": end,
+        },
+        source="billing",
+        event_id=event_id,
+        time=start,
+    )
+
+
+def auto_purchase_configured(
+    organization: str,
+    event_id: str,
+    at: datetime,
+    threshold: str,
+    pack: str,
+    cap: str | None = None,
+) -> TypedEvent:
+    """Auto-purchase on: a `pack` below `threshold` credits left, at most `cap` a period."""
+    data = {
+        "organization_id": organization,
+        "enabled": True,
+        "threshold_credits": threshold,
+        "pack_credits": pack,
+    }
+    if cap is not None:
+        data["max_credits_per_period"] = cap
+    return build_event(
+        "com.metering.credits.auto_purchase_configured.v1",
+        data,
+        source="billing",
+        event_id=event_id,
+        time=at,
+    )

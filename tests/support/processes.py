@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from deploy.stack.local import Endpoints
 from deploy.stack.processes import free_port, port_answers
 from deploy.stack.services import ServiceProcess
 
@@ -21,6 +25,9 @@ class ProjectorProcess(ServiceProcess):
         topic: str = "",
         shards: int = 1,
         lock_retry_s: float = 2.0,
+        notifications_topic: str = "",
+        webhook_retry_s: float = 5.0,
+        webhook_retry_window_s: float = 86_400.0,
     ) -> None:
         port = free_port()
         env = {
@@ -32,6 +39,11 @@ class ProjectorProcess(ServiceProcess):
             "METERING_PROJECTOR_AUTO_PURCHASE": "true" if topic else "false",
             "METERING_KAFKA_BOOTSTRAP": kafka_bootstrap,
             "METERING_EVENTS_TOPIC": topic,
+            # Notifications (and their webhooks) only where a test gives them a topic.
+            "METERING_PROJECTOR_NOTIFICATIONS": "true" if notifications_topic else "false",
+            "METERING_NOTIFICATIONS_TOPIC": notifications_topic,
+            "METERING_PROJECTOR_WEBHOOK_RETRY_S": str(webhook_retry_s),
+            "METERING_PROJECTOR_WEBHOOK_RETRY_WINDOW_S": str(webhook_retry_window_s),
         }
         super().__init__(["projector", "run"], env, port, log_dir)
 
@@ -102,3 +114,30 @@ class ApiProcess(ServiceProcess):
             if not self.alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"the API did not start: {self.log()}")
             time.sleep(0.05)
+
+
+def ingest_on(servers: Endpoints, database_url: str, topic: str, log_dir: Path) -> IngestProcess:
+    """An ingest process in a consumer group of its own, on `topic` (dead letters to
+    `topic`.dlq)."""
+    return IngestProcess(
+        database_url,
+        servers.kafka_bootstrap,
+        topic,
+        f"{topic}.dlq",
+        f"ingest-{uuid.uuid4().hex[:8]}",
+        log_dir,
+    )
+
+
+@contextmanager
+def running(*processes: ServiceProcess) -> Iterator[None]:
+    """The processes started in turn, and stopped in reverse order (those started) after."""
+    started: list[ServiceProcess] = []
+    try:
+        for process in processes:
+            process.start()
+            started.append(process)
+        yield
+    finally:
+        for process in reversed(started):
+            process.stop()

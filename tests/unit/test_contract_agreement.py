@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from schemas.catalog import EVENT_TYPES, json_schema
 from schemas.cloudevents import CloudEvent
+from schemas.notifications import NOTIFICATION_TYPES
 from tests.support.contract import schema_accepts
 
 EXAMPLES_PER_SCHEMA = int(os.environ.get("METERING_CONTRACT_EXAMPLES", "500"))
@@ -30,6 +31,7 @@ EXAMPLES_PER_SCHEMA = int(os.environ.get("METERING_CONTRACT_EXAMPLES", "500"))
 MODELS: dict[str, type[BaseModel]] = {
     "cloudevent": CloudEvent,
     **{name: t.payload for name, t in EVENT_TYPES.items()},
+    **NOTIFICATION_TYPES,
 }
 
 

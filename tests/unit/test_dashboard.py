@@ -18,6 +18,8 @@ PROMQL_WORDS = {
     "sum",
     "by",
     "rate",
+    "increase",
+    "outcome",
     "topk",
     "bottomk",
     "count",

@@ -4,7 +4,7 @@
 -- Empty every batch table before a batch. The tables empty themselves at commit, but
 -- batches applied one after another inside one transaction (a rebuild's swap catching
 -- up) would otherwise see the previous batch's rows again.
-DELETE FROM projector_batch; DELETE FROM batch_usage; DELETE FROM batch_auto_purchase;
+DELETE FROM projector_batch; DELETE FROM batch_usage; DELETE FROM batch_auto_purchase; DELETE FROM batch_watch;
 DELETE FROM batch_new_runs; DELETE FROM settle_windows; DELETE FROM settled_events;
 DELETE FROM credit_events; DELETE FROM batch_scope; DELETE FROM batch_unprojected;
 

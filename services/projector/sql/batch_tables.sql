@@ -42,6 +42,17 @@ CREATE TEMP TABLE IF NOT EXISTS batch_auto_purchase (
     pack numeric, remaining numeric, cap numeric, bought numeric
 ) ON COMMIT DELETE ROWS;
 
+-- batch_watch --
+-- What this batch's organizations are watched for, one row per threshold: their
+-- running periods' credits (75, 90, 100 %), their scenarios' budgets (90, 100 %) and
+-- the auto-purchase cap; `over` when it is crossed now, `under` when it may fire again.
+-- Written and read by: notifications.sql (live projector only).
+CREATE TEMP TABLE IF NOT EXISTS batch_watch (
+    organization_id text, period_start timestamptz, period_end timestamptz, kind text,
+    scenario_id text, percent integer, used numeric, total numeric, crossed_at timestamptz,
+    over boolean, under boolean
+) ON COMMIT DELETE ROWS;
+
 -- batch_new_runs --
 -- Runs this batch created (a run counts once in its scenario's run count),
 -- or moved to another scenario (runs -1 in the old one, 1 in the new).
