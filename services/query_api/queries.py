@@ -76,18 +76,20 @@ WHERE s.organization_id = $1 AND s.period_start = $2
 ORDER BY s.credits_used DESC, s.scenario_id DESC LIMIT $5
 """
 
+# A scenario with usage, or with a budget set before it ever ran (0 used, no runs).
 SCENARIO = """
-SELECT s.scenario_id, s.credits_used, s.runs,
+SELECT $2::text AS scenario_id, coalesce(s.credits_used, 0) AS credits_used,
+       coalesce(s.runs, 0) AS runs,
        (SELECT max(least(r.started_at, r.first_event_at)) FROM runs r  -- runs_history
-        WHERE r.organization_id = s.organization_id AND r.scenario_id = s.scenario_id)
-           AS last_run_at,
+        WHERE r.organization_id = $1 AND r.scenario_id = $2) AS last_run_at,
        coalesce((SELECT credits_used FROM scenario_period_usage p
-                 WHERE p.organization_id = s.organization_id AND p.period_start = $3
-                   AND p.scenario_id = s.scenario_id), 0) AS credits_this_period,
-       (SELECT credits_per_period FROM scenario_budgets b
-        WHERE b.organization_id = s.organization_id AND b.scenario_id = s.scenario_id)
-           AS budget_credits
-FROM scenario_usage s WHERE s.organization_id = $1 AND s.scenario_id = $2
+                 WHERE p.organization_id = $1 AND p.period_start = $3
+                   AND p.scenario_id = $2), 0) AS credits_this_period,
+       b.credits_per_period AS budget_credits
+FROM (SELECT) one
+LEFT JOIN scenario_usage s ON s.organization_id = $1 AND s.scenario_id = $2
+LEFT JOIN scenario_budgets b ON b.organization_id = $1 AND b.scenario_id = $2
+WHERE s.scenario_id IS NOT NULL OR b.scenario_id IS NOT NULL
 """
 
 # A run's place: least(started_at, first_event_at), indexed by runs_history (one

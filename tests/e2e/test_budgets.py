@@ -65,3 +65,34 @@ async def test_a_scenarios_budget_shows_with_the_share_used_and_the_latest_wins(
     item, one = await scenario(pipeline)
     assert (item["budget_credits"], item["budget_percent_used"]) == (None, None)
     assert (one["budget_credits"], one["budget_percent_used"]) == (None, None)
+
+
+async def test_a_scenario_budgeted_before_it_ever_ran_shows_its_budget_and_nothing_used(
+    servers: Endpoints, pipeline: Pipeline
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    set_ = build_event(
+        "com.metering.scenario.budget_set.v1",
+        {
+            "organization_id": ORG,
+            "scenario_id": "scn-new",
+            "set_at": now,
+            "credits_per_period": "25",
+        },
+        source="test",
+        event_id="b-new",
+        time=now,
+    )
+    await send(servers, pipeline, [set_])
+
+    headers = {"Authorization": f"Bearer {sign(ORG, JWT_SECRET)}"}
+    async with httpx.AsyncClient(base_url=pipeline.api.base_url, headers=headers) as api:
+        budgeted = await api.get(f"/v1/organizations/{ORG}/scenarios/scn-new")
+        unknown = await api.get(f"/v1/organizations/{ORG}/scenarios/scn-none")
+
+    assert budgeted.status_code == 200
+    body = budgeted.json()
+    assert (body["budget_credits"], body["budget_percent_used"]) == ("25", "0")
+    assert (body["credits_this_period"], body["credits_all_time"], body["runs"]) == ("0", "0", 0)
+    assert body["last_run_at"] is None
+    assert unknown.status_code == 404
