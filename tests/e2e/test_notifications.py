@@ -19,11 +19,12 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from deploy.stack.local import Endpoints
-from services.emitter import Emitter
+from schemas.notifications import notification_event
+from services.emitter import Emitter, build_event
 from services.query_api.auth import sign
 from tests.e2e.conftest import JWT_SECRET
 from tests.integration.test_ingest_service import read_topic
-from tests.support.events import module_execution
+from tests.support.events import auto_purchase_configured, module_execution, period_started
 from tests.support.processes import ApiProcess, ProjectorProcess, ingest_on, running
 from tests.support.waiting import eventually
 from tests.support.webhooks import Receiver, receiving
@@ -144,3 +145,48 @@ async def test_a_crossing_reaches_the_topic_and_a_signed_webhook_and_the_api_lis
     assert all(a["status_code"] is None and a["error"] for a in failed["log"])
     assert other.status_code == 403  # another organization's log needs its own token
     assert processes[0].metrics()['projector_webhook_attempts_total{outcome="delivered"}'] == 1
+
+
+async def test_a_budget_and_the_auto_purchase_cap_reach_the_topic_as_valid_notifications(
+    servers: Endpoints, new_topic: str, processes: tuple[ProjectorProcess, ApiProcess]
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = now - timedelta(days=3)
+    async with Emitter(servers.kafka_bootstrap, new_topic, "test") as emitter:
+        await emitter.send_many(
+            [
+                period_started(ORG, "100", start, now + timedelta(days=27)),
+                # A pack of 50 below 30 left, but at most 40 a period: never bought.
+                auto_purchase_configured(ORG, "auto-1", start, "30", "50", cap="40"),
+                build_event(
+                    "com.metering.scenario.budget_set.v1",
+                    {
+                        "organization_id": ORG,
+                        "scenario_id": "scn-1",
+                        "set_at": start,
+                        "credits_per_period": "50",
+                    },
+                    source="test",
+                    event_id="budget-1",
+                    time=start,
+                ),
+            ]
+        )
+        await emitter.send_many(
+            [module_execution(ORG, i, Decimal(8), when=now - timedelta(hours=1)) for i in range(10)]
+        )  # 80 of 100, all in scn-1: 160 % of its budget, 20 left
+
+    records = await read_topic(servers.kafka_bootstrap, f"{new_topic}.notifications", 4)
+    sent = {}
+    for record in records:
+        event = json.loads(record.value)  # type: ignore[attr-defined]
+        notification_event(
+            event["type"], event["data"], event_id=event["id"], source="t", time=now
+        )  # valid under its contract
+        sent[event["id"].split(":", 3)[0] + ":" + event["id"].rsplit(":", 2)[1]] = event["data"]
+    assert sorted(sent) == ["auto_purchase_cap:100", "budget:100", "budget:90", "credits:75"]
+    assert (sent["budget:90"]["scenario_id"], sent["budget:90"]["total_credits"]) == ("scn-1", "50")
+    assert (
+        sent["auto_purchase_cap:100"]["cap_credits"],
+        sent["auto_purchase_cap:100"]["bought_credits"],
+    ) == ("40", "0")
