@@ -12,6 +12,10 @@ for ever):
   never purged (their events wait for an operator), nor dropped ones: a drop
   is a decision that every rebuild honours, and purging it would count the
   event again at the next rebuild.
+- Customer notifications (`notification_outbox`), with their webhook deliveries and
+  every attempt's log (`NOTIFICATIONS_DAYS`, default 365), by the time they were
+  decided, once sent and none of their deliveries is still pending. Purged by the
+  projector. What decides the next notification (`notification_state`) stays.
 - The dead-letter topic: Kafka deletes its records after `DEAD_LETTER_DAYS`
   (default 30), the topic's `retention.ms`, which ingest sets when it starts.
 
@@ -49,6 +53,9 @@ class RetentionSettings(BaseSettings):
     replayed_days: int | None = Field(default=90, ge=1)
     """Days a replayed quarantine record stays (empty: for ever); held and dropped stay."""
 
+    notifications_days: int | None = Field(default=365, ge=1)
+    """Days a sent notification stays, with its webhook deliveries' log (empty: for ever)."""
+
     dead_letter_days: int | None = Field(default=30, ge=1)
     """Days Kafka keeps the dead-letter topic's records (empty: the broker's default)."""
 
@@ -69,6 +76,19 @@ PURGES = {
             SELECT position FROM projector_quarantine
             WHERE released_how = 'replayed' AND released_at < $1
             ORDER BY released_at LIMIT $2)""",
+    "notification_outbox": """
+        WITH gone AS (
+            SELECT event_id FROM notification_outbox n
+            WHERE decided_at < $1 AND sent_at IS NOT NULL
+              AND NOT EXISTS (SELECT FROM webhook_deliveries d
+                              WHERE d.event_id = n.event_id AND d.status = 'pending')
+            ORDER BY decided_at LIMIT $2
+        ), attempts AS (
+            DELETE FROM webhook_attempts WHERE event_id IN (SELECT event_id FROM gone)
+        ), deliveries AS (
+            DELETE FROM webhook_deliveries WHERE event_id IN (SELECT event_id FROM gone)
+        )
+        DELETE FROM notification_outbox WHERE event_id IN (SELECT event_id FROM gone)""",
 }
 """What each purge deletes, older than $1, at most $2 rows at a time."""
 
@@ -78,6 +98,7 @@ def retention_days(settings: RetentionSettings, table: str) -> int | None:
     return {
         "rejected_events": settings.rejected_days,
         "projector_quarantine": settings.replayed_days,
+        "notification_outbox": settings.notifications_days,
     }[table]
 
 

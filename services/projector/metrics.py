@@ -99,3 +99,8 @@ PURGED = Counter(
     "projector_quarantine_purged_total",
     "Replayed quarantine records purged past their retention (METERING_RETENTION_)",
 )
+NOTIFICATIONS_PURGED = Counter(
+    "projector_notifications_purged_total",
+    "Sent notifications purged past their retention, with their webhook deliveries' log"
+    " (METERING_RETENTION_NOTIFICATIONS_DAYS)",
+)

@@ -92,11 +92,15 @@ class Projector:
             )
             if wanted
         ]
-        purging = asyncio.create_task(
-            purge_periodically(
-                self.database_url, "projector_quarantine", RetentionSettings(), metrics.PURGED.inc
+        purging = [
+            asyncio.create_task(
+                purge_periodically(self.database_url, table, RetentionSettings(), purged.inc)
             )
-        )
+            for table, purged in (
+                ("projector_quarantine", metrics.PURGED),
+                ("notification_outbox", metrics.NOTIFICATIONS_PURGED),
+            )
+        ]
         try:
             await self._check_layout()
             try:
@@ -106,9 +110,8 @@ class Projector:
             except* LayoutMismatch as mismatch:
                 raise mismatch.exceptions[0] from None
         finally:
-            purging.cancel()
-            for sender in senders:
-                sender.cancel()
+            for task in (*purging, *senders):
+                task.cancel()
 
     async def _connect(self) -> asyncpg.Connection:
         return await database.connect(self.database_url, application_name=self.name)

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from deploy.stack.local import Endpoints
 from services.cli import app
 from services.infra.topics import DAY_MS, ensure_topics
+from services.projector.webhooks import add_endpoint
 from services.retention import RetentionSettings, purge_expired, purge_periodically
 from tests.support.waiting import eventually
 
@@ -171,3 +172,48 @@ OPERATOR = {"max.message.bytes": "2000000"}
 
 def config_set(config: dict[str, str]) -> dict[str, str]:
     return {k: config[k] for k in ("retention.ms", "message.timestamp.type")}
+
+
+async def test_sent_notifications_past_their_retention_go_with_their_delivery_log(
+    db: asyncpg.Connection,
+) -> None:
+    endpoint, _ = await add_endpoint(db, "org-1", "https://hooks.example/a")
+
+    async def notified(n: int, days_ago: float, sent: bool, status: str) -> None:
+        at = NOW - timedelta(days=days_ago)
+        await db.execute(
+            "INSERT INTO notification_outbox (event_id, organization_id, type, data, decided_at,"
+            " sent_at) VALUES ($1, 'org-1', 't', '{}', $2, $3)",
+            f"n-{n}",
+            at,
+            at if sent else None,
+        )
+        await db.execute(
+            "INSERT INTO webhook_deliveries (event_id, endpoint_id, organization_id, status,"
+            " created_at, attempts) VALUES ($1, $2, 'org-1', $3, $4, 1)",
+            f"n-{n}",
+            endpoint,
+            status,
+            at,
+        )
+        await db.execute(
+            "INSERT INTO webhook_attempts (event_id, endpoint_id, attempt, attempted_at,"
+            " duration_ms, status_code) VALUES ($1, $2, 1, $3, 5, 200)",
+            f"n-{n}",
+            endpoint,
+            at,
+        )
+
+    await notified(1, 400, True, "delivered")
+    await notified(2, 400, True, "failed")
+    await notified(3, 400, False, "delivered")  # not on the topic yet: kept
+    await notified(4, 400, True, "pending")  # still being retried: kept
+    await notified(5, 10, True, "delivered")
+    settings = RetentionSettings(notifications_days=365)
+
+    assert await purge_expired(db, "notification_outbox", settings, NOW) == 2
+
+    left = await db.fetch("SELECT event_id FROM notification_outbox ORDER BY event_id")
+    assert [r[0] for r in left] == ["n-3", "n-4", "n-5"]
+    logged = await db.fetch("SELECT DISTINCT event_id FROM webhook_attempts ORDER BY event_id")
+    assert [r[0] for r in logged] == ["n-3", "n-4", "n-5"]
