@@ -138,6 +138,7 @@ def _print_ready(
         "scenarios",
         "scenarios/scn-1/runs?limit=5",
         "runs?kind=ai_agent&limit=5",
+        "notifications",
     ):
         console.print(
             f"    curl -s -H 'Authorization: Bearer {token}' "

@@ -17,6 +17,7 @@ from schemas import TypedEvent
 from schemas.catalog import (
     AUTO_PURCHASE_CONFIGURED,
     MODULE_EXECUTION_COMPLETED,
+    SCENARIO_BUDGET_SET,
     SCENARIO_RUN_FINISHED,
     SCENARIO_RUN_STARTED,
     SUBSCRIPTION_PERIOD_STARTED,
@@ -42,7 +43,8 @@ def organizations(count: int) -> list[str]:
 
 
 def setup(orgs: list[str], now: datetime) -> list[TypedEvent]:
-    """A billing period for each organization (started 1 to 25 days ago) and auto-purchase."""
+    """A billing period for each organization (started 1 to 25 days ago), auto-purchase,
+    and for the first one a budget its scn-1 outgrows (notifications at 90 and 100 %)."""
     rng = random.Random(1)
     events = []
     for org in orgs:
@@ -75,6 +77,21 @@ def setup(orgs: list[str], now: datetime) -> list[TypedEvent]:
                     },
                     source=SOURCE,
                     event_id=f"auto-{org}",
+                    time=start,
+                )
+            )
+        if org == orgs[0]:
+            events.append(
+                build_event(
+                    f"{SCENARIO_BUDGET_SET}.v1",
+                    {
+                        "organization_id": org,
+                        "scenario_id": "scn-1",
+                        "set_at": start,
+                        "credits_per_period": "80",
+                    },
+                    source=SOURCE,
+                    event_id=f"budget-{org}-scn-1",
                     time=start,
                 )
             )

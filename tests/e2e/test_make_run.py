@@ -45,7 +45,10 @@ def test_the_demo_reaches_ready_and_its_example_requests_return_data(servers: En
             assert response.status_code == 200, (url, response.text)
             body = response.json()
             assert (
-                body.get("days") or body.get("items") or body.get("credits_used") not in (None, "0")
+                body.get("days")
+                or body.get("items")
+                or body.get("notifications")
+                or body.get("credits_used") not in (None, "0")
             ), (url, body)
     finally:
         demo.send_signal(signal.SIGTERM)
