@@ -215,6 +215,14 @@ async def test_a_scenario_budget_is_notified_at_90_and_100_percent_and_again_onc
     )
 
 
+async def test_a_period_without_credits_is_never_notified_but_its_budgets_are(
+    db: asyncpg.Connection,
+) -> None:
+    decided = await project_each(db, [[period("0"), budget(1, "10")], [used(1, 10)]])
+
+    assert [short(d) for d in decided] == [[], ["budget:scn-1:90:1", "budget:scn-1:100:1"]]
+
+
 async def test_the_auto_purchase_cap_reached_is_notified_once_until_it_is_raised(
     db: asyncpg.Connection,
 ) -> None:

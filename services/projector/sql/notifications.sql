@@ -15,13 +15,15 @@ WITH latest AS (  -- the event time of the latest usage the batch counted in a p
 )
 SELECT p.organization_id, p.period_start, p.period_end, 'credits', '', t.percent,
        p.credits_used, p.plan_credits + p.extra_credits, l.counted_at,
-       p.credits_used * 100 >= (p.plan_credits + p.extra_credits) * t.percent,
+       -- A period without credits is never notified (its scenarios' budgets may be).
+       p.plan_credits + p.extra_credits > 0
+           AND p.credits_used * 100 >= (p.plan_credits + p.extra_credits) * t.percent,
        p.credits_used * 100 < (p.plan_credits + p.extra_credits) * t.percent
 FROM (SELECT DISTINCT organization_id FROM projector_batch) b
 JOIN billing_periods p USING (organization_id)
 LEFT JOIN latest l USING (organization_id, period_start)
 CROSS JOIN (VALUES (75), (90), (100)) t (percent)
-WHERE p.period_end > now() AND p.subscribed AND p.plan_credits + p.extra_credits > 0;
+WHERE p.period_end > now() AND p.subscribed;
 
 -- watch_budgets --
 INSERT INTO batch_watch
