@@ -29,6 +29,7 @@ LARGEST = Decimal(1_000_000_000)
 PENDING = """
 SELECT event_id, organization_id, credits, purchased_at, threshold_credits, remaining_credits
 FROM auto_purchase_outbox WHERE sent_at IS NULL ORDER BY purchased_at LIMIT 500
+FOR UPDATE SKIP LOCKED
 """
 
 MARK_SENT = "UPDATE auto_purchase_outbox SET sent_at = now() WHERE event_id = ANY($1::text[])"
@@ -49,20 +50,23 @@ class PurchaseSender(OutboxSender):
         self.source = SOURCE
 
     async def send_pending(self) -> int:
+        """Send what is unsent, holding the rows (FOR UPDATE SKIP LOCKED) until they are
+        marked: senders of several projector processes never send one twice."""
         connection = await self.database()
-        rows = await connection.fetch(PENDING)
-        events = []
-        for row in rows:
-            try:
-                events.append(_purchase(row))
-            except ValueError as error:  # pydantic's ValidationError included
-                metrics.PURCHASE_SEND_ERRORS.inc()
-                log.error("auto-purchase %s is not a valid event: %s", row["event_id"], error)
-        if not events:
-            return 0
-        emitter = await self.producer()
-        await emitter.send_many(events)
-        await connection.execute(MARK_SENT, [event.id for event in events])
+        async with connection.transaction():
+            rows = await connection.fetch(PENDING)
+            events = []
+            for row in rows:
+                try:
+                    events.append(_purchase(row))
+                except ValueError as error:  # pydantic's ValidationError included
+                    metrics.PURCHASE_SEND_ERRORS.inc()
+                    log.error("auto-purchase %s is not a valid event: %s", row["event_id"], error)
+            if not events:
+                return 0
+            emitter = await self.producer()
+            await emitter.send_many(events)
+            await connection.execute(MARK_SENT, [event.id for event in events])
         log.info("sent %d auto-purchase(s)", len(events))
         return len(events)
 

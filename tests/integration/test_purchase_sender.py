@@ -13,6 +13,7 @@ from deploy.stack.local import Endpoints
 from services.projector import metrics, purchases
 from services.projector.purchases import PurchaseSender
 from tests.integration.test_ingest_service import read_topic
+from tests.integration.test_webhook_deliverer import records_on
 from tests.support.waiting import eventually
 
 OUTBOX = (
@@ -63,3 +64,27 @@ async def test_a_failing_send_and_an_invalid_row_do_not_stop_the_sender(
     unsent = await db.fetch("SELECT event_id FROM auto_purchase_outbox WHERE sent_at IS NULL")
     assert [r["event_id"] for r in unsent] == ["auto-purchase:org-1:b:1"]
     assert metrics.PURCHASE_SEND_ERRORS._value.get() - errors_before >= 2  # the bug, the bad row
+
+
+async def test_senders_side_by_side_send_each_purchase_once(
+    servers: Endpoints, database_url: str, db: asyncpg.Connection, new_topic: str
+) -> None:
+    when = datetime(2026, 11, 20, tzinfo=UTC)
+    for n in range(200):
+        await db.execute(OUTBOX, f"auto-purchase:org-1:a:{n}", when, Decimal(500))
+    stop = asyncio.Event()
+    senders = [PurchaseSender(database_url, servers.kafka_bootstrap, new_topic) for _ in range(3)]
+    tasks = [asyncio.create_task(s.run(stop, interval_s=0.05)) for s in senders]
+    try:
+        await eventually(
+            lambda: db.fetchval(
+                "SELECT count(*) = 0 FROM auto_purchase_outbox WHERE sent_at IS NULL"
+            ),
+            timeout_s=30,
+        )
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+    assert len(await read_topic(servers.kafka_bootstrap, new_topic, 200)) == 200
+    assert await records_on(servers.kafka_bootstrap, new_topic) == 200  # none twice
