@@ -88,7 +88,7 @@ def setup(orgs: list[str], now: datetime) -> list[TypedEvent]:
                         "organization_id": org,
                         "scenario_id": "scn-1",
                         "set_at": start,
-                        "credits_per_period": "80",
+                        "credits_per_period": "10",
                     },
                     source=SOURCE,
                     event_id=f"budget-{org}-scn-1",
