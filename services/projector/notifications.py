@@ -9,17 +9,13 @@ a crash, it carries the same id and the same data.
 from __future__ import annotations
 
 import json
-import logging
 
 import asyncpg
 
 from schemas import TypedEvent
 from schemas.notifications import notification_event
-from services.infra.topics import ensure_topics
 from services.projector import metrics
-from services.projector.outbox import OutboxSender
-
-log = logging.getLogger(__name__)
+from services.projector.outbox import EventOutbox
 
 SOURCE = "metering-projector"
 
@@ -44,41 +40,19 @@ def notification(row: asyncpg.Record) -> TypedEvent:
     )
 
 
-class NotificationSender(OutboxSender):
-    """Drains notification_outbox to the notifications topic (services/projector/outbox.py).
-
-    A row that cannot become a valid event is logged and counted
-    (`projector_notification_send_errors_total`) and left unsent; the others are sent.
-    """
+class NotificationSender(EventOutbox):
+    """Drains notification_outbox to the notifications topic (services/projector/outbox.py);
+    invalid rows are counted in `projector_notification_send_errors_total`."""
 
     what = "notifications"
+    pending = PENDING
+    mark_sent = MARK_SENT
+    sent = metrics.NOTIFICATIONS_SENT
 
     def __init__(self, database_url: str, kafka_bootstrap: str, topic: str) -> None:
         super().__init__(database_url, metrics.NOTIFICATION_SEND_ERRORS, kafka_bootstrap, topic)
         self.source = SOURCE
-        self._topic_ready = False
+        self.creates_topic = True
 
-    async def send_pending(self) -> int:
-        """Send what is unsent, holding the rows (FOR UPDATE SKIP LOCKED) until they are
-        marked: senders of several projector processes never send one twice."""
-        connection = await self.database()
-        async with connection.transaction():
-            rows = await connection.fetch(PENDING)
-            events = []
-            for row in rows:
-                try:
-                    events.append(notification(row))
-                except (ValueError, KeyError) as error:  # pydantic's ValidationError included
-                    metrics.NOTIFICATION_SEND_ERRORS.inc()
-                    log.error("notification %s is not a valid event: %s", row["event_id"], error)
-            if not events:
-                return 0
-            if not self._topic_ready:
-                await ensure_topics(self.kafka_bootstrap, [self.topic])
-                self._topic_ready = True
-            emitter = await self.producer()
-            await emitter.send_many(events)
-            await connection.execute(MARK_SENT, [event.id for event in events])
-        metrics.NOTIFICATIONS_SENT.inc(len(events))
-        log.info("sent %d notification(s)", len(events))
-        return len(events)
+    def event(self, row: asyncpg.Record) -> TypedEvent:
+        return notification(row)

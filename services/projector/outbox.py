@@ -16,8 +16,10 @@ import logging
 import asyncpg
 from prometheus_client import Counter
 
+from schemas import TypedEvent
 from services.emitter import Emitter
 from services.infra import database
+from services.infra.topics import ensure_topics
 from services.infra.waiting import wait_event
 
 log = logging.getLogger(__name__)
@@ -91,3 +93,48 @@ class OutboxSender:
         if connection is not None:
             with contextlib.suppress(Exception):
                 await connection.close()
+
+
+class EventOutbox(OutboxSender):
+    """An outbox whose rows are events: each becomes a CloudEvent (`event`) sent to the
+    topic, and is marked sent (`mark_sent`) once Kafka has it. The rows are held
+    (`pending` ends with FOR UPDATE SKIP LOCKED) until marked: senders of several
+    projector processes never send one twice. A row that cannot become a valid event is
+    logged and counted and left unsent; the others are sent."""
+
+    pending = ""
+    """The unsent rows, oldest first, a batch of them, FOR UPDATE SKIP LOCKED."""
+    mark_sent = ""
+    """Marks the rows whose event_id is in $1 sent."""
+    creates_topic = False
+    """Create the topic (services/infra/topics.py) before the first send."""
+    sent: Counter | None = None
+    """Counts the events sent."""
+
+    def event(self, row: asyncpg.Record) -> TypedEvent:
+        """The row's event; ValueError (or KeyError) when it breaks the contract."""
+        raise NotImplementedError
+
+    async def send_pending(self) -> int:
+        connection = await self.database()
+        async with connection.transaction():
+            rows = await connection.fetch(self.pending)
+            events = []
+            for row in rows:
+                try:
+                    events.append(self.event(row))
+                except (ValueError, KeyError) as error:  # pydantic's ValidationError included
+                    self.errors.inc()
+                    log.error("%s: %s is not a valid event: %s", self.what, row["event_id"], error)
+            if not events:
+                return 0
+            if self.creates_topic:
+                await ensure_topics(self.kafka_bootstrap, [self.topic])
+                self.creates_topic = False
+            emitter = await self.producer()
+            await emitter.send_many(events)
+            await connection.execute(self.mark_sent, [event.id for event in events])
+        if self.sent is not None:
+            self.sent.inc(len(events))
+        log.info("sent %d %s", len(events), self.what)
+        return len(events)

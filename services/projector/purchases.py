@@ -7,7 +7,6 @@ crash, it carries the same id and payload, and ingest counts it once.
 
 from __future__ import annotations
 
-import logging
 from decimal import Decimal
 
 import asyncpg
@@ -16,9 +15,7 @@ from schemas import TypedEvent
 from schemas.catalog import EXTRA_CREDITS_PURCHASED
 from services.emitter import build_event
 from services.projector import metrics
-from services.projector.outbox import OutboxSender
-
-log = logging.getLogger(__name__)
+from services.projector.outbox import EventOutbox
 
 SOURCE = "metering-projector"
 PURCHASED_V1 = EXTRA_CREDITS_PURCHASED + ".v1"
@@ -35,40 +32,20 @@ FOR UPDATE SKIP LOCKED
 MARK_SENT = "UPDATE auto_purchase_outbox SET sent_at = now() WHERE event_id = ANY($1::text[])"
 
 
-class PurchaseSender(OutboxSender):
-    """Drains auto_purchase_outbox to the events topic (services/projector/outbox.py).
-
-    Errors are counted in `projector_auto_purchase_send_errors_total`. An outbox row
-    that cannot become a valid event is logged and counted and left unsent; the
-    others are sent.
-    """
+class PurchaseSender(EventOutbox):
+    """Drains auto_purchase_outbox to the events topic (services/projector/outbox.py);
+    errors and invalid rows are counted in `projector_auto_purchase_send_errors_total`."""
 
     what = "auto-purchases"
+    pending = PENDING
+    mark_sent = MARK_SENT
 
     def __init__(self, database_url: str, kafka_bootstrap: str, topic: str) -> None:
         super().__init__(database_url, metrics.PURCHASE_SEND_ERRORS, kafka_bootstrap, topic)
         self.source = SOURCE
 
-    async def send_pending(self) -> int:
-        """Send what is unsent, holding the rows (FOR UPDATE SKIP LOCKED) until they are
-        marked: senders of several projector processes never send one twice."""
-        connection = await self.database()
-        async with connection.transaction():
-            rows = await connection.fetch(PENDING)
-            events = []
-            for row in rows:
-                try:
-                    events.append(_purchase(row))
-                except ValueError as error:  # pydantic's ValidationError included
-                    metrics.PURCHASE_SEND_ERRORS.inc()
-                    log.error("auto-purchase %s is not a valid event: %s", row["event_id"], error)
-            if not events:
-                return 0
-            emitter = await self.producer()
-            await emitter.send_many(events)
-            await connection.execute(MARK_SENT, [event.id for event in events])
-        log.info("sent %d auto-purchase(s)", len(events))
-        return len(events)
+    def event(self, row: asyncpg.Record) -> TypedEvent:
+        return _purchase(row)
 
 
 def _purchase(row: asyncpg.Record) -> TypedEvent:

@@ -13,7 +13,7 @@ from deploy.stack.local import Endpoints
 from services.projector import metrics, purchases
 from services.projector.purchases import PurchaseSender
 from tests.integration.test_ingest_service import read_topic
-from tests.integration.test_webhook_deliverer import records_on
+from tests.integration.test_webhook_deliverer import records_on, side_by_side
 from tests.support.waiting import eventually
 
 OUTBOX = (
@@ -72,19 +72,11 @@ async def test_senders_side_by_side_send_each_purchase_once(
     when = datetime(2026, 11, 20, tzinfo=UTC)
     for n in range(200):
         await db.execute(OUTBOX, f"auto-purchase:org-1:a:{n}", when, Decimal(500))
-    stop = asyncio.Event()
-    senders = [PurchaseSender(database_url, servers.kafka_bootstrap, new_topic) for _ in range(3)]
-    tasks = [asyncio.create_task(s.run(stop, interval_s=0.05)) for s in senders]
-    try:
-        await eventually(
-            lambda: db.fetchval(
-                "SELECT count(*) = 0 FROM auto_purchase_outbox WHERE sent_at IS NULL"
-            ),
-            timeout_s=30,
-        )
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks)
+    await side_by_side(
+        [PurchaseSender(database_url, servers.kafka_bootstrap, new_topic) for _ in range(3)],
+        db,
+        "SELECT count(*) = 0 FROM auto_purchase_outbox WHERE sent_at IS NULL",
+    )
 
     assert len(await read_topic(servers.kafka_bootstrap, new_topic, 200)) == 200
     assert await records_on(servers.kafka_bootstrap, new_topic) == 200  # none twice

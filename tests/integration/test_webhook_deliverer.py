@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -13,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from deploy.stack.local import Endpoints
 from services.projector.notifications import NotificationSender
+from services.projector.outbox import OutboxSender
 from services.projector.settings import ProjectorSettings
 from services.projector.webhooks import WebhookDeliverer, add_endpoint, remove_endpoint
 from tests.integration.test_ingest_service import read_topic
@@ -47,6 +49,17 @@ def data(n: int) -> str:
     )
 
 
+async def side_by_side(senders: Sequence[OutboxSender], db: asyncpg.Connection, done: str) -> None:
+    """Run the senders together until the query `done` says true (30 s at most)."""
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(s.run(stop, interval_s=0.05)) for s in senders]
+    try:
+        await eventually(lambda: db.fetchval(done), timeout_s=30)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
 async def notify(db: asyncpg.Connection, count: int, endpoints: list[str]) -> list[str]:
     now = datetime.now(UTC)
     ids = [f"credits:org-1:20261201T000000Z:75:{n}" for n in range(1, count + 1)]
@@ -63,19 +76,11 @@ async def test_two_deliverers_side_by_side_attempt_each_delivery_once(
     with receiving([]) as receiver:
         endpoint, _ = await add_endpoint(db, "org-1", receiver.url)
         ids = await notify(db, 40, [endpoint])
-        stop = asyncio.Event()
-        deliverers = [WebhookDeliverer(database_url, ProjectorSettings()) for _ in range(2)]
-        tasks = [asyncio.create_task(d.run(stop, interval_s=0.05)) for d in deliverers]
-        try:
-            await eventually(
-                lambda: db.fetchval(
-                    "SELECT count(*) = 40 FROM webhook_deliveries WHERE status = 'delivered'"
-                ),
-                timeout_s=30,
-            )
-        finally:
-            stop.set()
-            await asyncio.gather(*tasks)
+        await side_by_side(
+            [WebhookDeliverer(database_url, ProjectorSettings()) for _ in range(2)],
+            db,
+            "SELECT count(*) = 40 FROM webhook_deliveries WHERE status = 'delivered'",
+        )
 
     received = [headers["webhook-id"] for _, headers, _, _ in receiver.requests]
     assert sorted(received) == sorted(ids)  # each once, none twice
@@ -112,21 +117,11 @@ async def test_senders_side_by_side_put_each_notification_on_the_topic_once(
     servers: Endpoints, db: asyncpg.Connection, database_url: str, new_topic: str
 ) -> None:
     ids = await notify(db, 300, [])
-    stop = asyncio.Event()
-    senders = [
-        NotificationSender(database_url, servers.kafka_bootstrap, new_topic) for _ in range(3)
-    ]
-    tasks = [asyncio.create_task(s.run(stop, interval_s=0.05)) for s in senders]
-    try:
-        await eventually(
-            lambda: db.fetchval(
-                "SELECT count(*) = 0 FROM notification_outbox WHERE sent_at IS NULL"
-            ),
-            timeout_s=30,
-        )
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks)
+    await side_by_side(
+        [NotificationSender(database_url, servers.kafka_bootstrap, new_topic) for _ in range(3)],
+        db,
+        "SELECT count(*) = 0 FROM notification_outbox WHERE sent_at IS NULL",
+    )
 
     records = await read_topic(servers.kafka_bootstrap, new_topic, 300)
     sent = [json.loads(r.value)["id"] for r in records]  # type: ignore[attr-defined]
