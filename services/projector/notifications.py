@@ -25,7 +25,13 @@ FROM notification_outbox WHERE sent_at IS NULL ORDER BY decided_at LIMIT 500
 FOR UPDATE SKIP LOCKED
 """
 
-MARK_SENT = "UPDATE notification_outbox SET sent_at = now() WHERE event_id = ANY($1::text[])"
+# The data is kept as sent (its contract's form: `2026-12-01T00:00:00Z`, not the
+# decision's `...00.000000Z`), so what the API lists is what the topic got.
+MARK_SENT = """
+UPDATE notification_outbox n SET sent_at = now(), data = s.data
+FROM unnest($1::text[], $2::jsonb[]) AS s (event_id, data)
+WHERE n.event_id = s.event_id
+"""
 
 
 def notification(row: asyncpg.Record) -> TypedEvent:
@@ -56,3 +62,7 @@ class NotificationSender(EventOutbox):
 
     def event(self, row: asyncpg.Record) -> TypedEvent:
         return notification(row)
+
+    async def mark(self, connection: asyncpg.Connection, events: list[TypedEvent]) -> None:
+        sent = [e.data.model_dump_json(exclude_none=True) for e in events]
+        await connection.execute(self.mark_sent, [e.id for e in events], sent)

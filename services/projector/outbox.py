@@ -105,7 +105,7 @@ class EventOutbox(OutboxSender):
     pending = ""
     """The unsent rows, oldest first, a batch of them, FOR UPDATE SKIP LOCKED."""
     mark_sent = ""
-    """Marks the rows whose event_id is in $1 sent."""
+    """Marks the rows whose event_id is in $1 sent (`mark`)."""
     creates_topic = False
     """Create the topic (services/infra/topics.py) before the first send."""
     sent: Counter | None = None
@@ -114,6 +114,10 @@ class EventOutbox(OutboxSender):
     def event(self, row: asyncpg.Record) -> TypedEvent:
         """The row's event; ValueError (or KeyError) when it breaks the contract."""
         raise NotImplementedError
+
+    async def mark(self, connection: asyncpg.Connection, events: list[TypedEvent]) -> None:
+        """Mark the rows of `events` sent (`mark_sent`, with their ids)."""
+        await connection.execute(self.mark_sent, [event.id for event in events])
 
     async def send_pending(self) -> int:
         connection = await self.database()
@@ -133,7 +137,7 @@ class EventOutbox(OutboxSender):
                 self.creates_topic = False
             emitter = await self.producer()
             await emitter.send_many(events)
-            await connection.execute(self.mark_sent, [event.id for event in events])
+            await self.mark(connection, events)
         if self.sent is not None:
             self.sent.inc(len(events))
         log.info("sent %d %s", len(events), self.what)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import asyncpg
 import httpx
 from standardwebhooks.webhooks import Webhook
 
+from schemas.fields import IDENTIFIER_PATTERN
 from services.emitter.client import encode
 from services.infra.database import Connection
 from services.projector import metrics
@@ -208,7 +210,6 @@ class Endpoint:
     organization_id: str
     url: str
     created_at: datetime
-    removed_at: datetime | None
 
 
 class BadEndpoint(ValueError):
@@ -218,7 +219,12 @@ class BadEndpoint(ValueError):
 async def add_endpoint(connection: Connection, organization_id: str, url: str) -> tuple[str, str]:
     """Register `url` for the organization's notifications; its id and its signing secret.
     BadEndpoint if the URL is not http(s) or is registered already."""
-    parsed = httpx.URL(url)
+    if re.fullmatch(IDENTIFIER_PATTERN, organization_id) is None:
+        raise BadEndpoint(f"{organization_id!r} is not an organization id ({IDENTIFIER_PATTERN})")
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        parsed = httpx.URL()
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise BadEndpoint(f"{url!r} is not an http:// or https:// URL")
     endpoint_id, secret = "ep_" + secrets.token_hex(8), new_secret()
@@ -239,7 +245,7 @@ async def add_endpoint(connection: Connection, organization_id: str, url: str) -
 async def endpoints(connection: Connection, organization_id: str | None) -> list[Endpoint]:
     """The endpoints registered (and not removed), of one organization or all."""
     rows = await connection.fetch(
-        "SELECT endpoint_id, organization_id, url, created_at, removed_at FROM webhook_endpoints"
+        "SELECT endpoint_id, organization_id, url, created_at FROM webhook_endpoints"
         " WHERE removed_at IS NULL AND ($1::text IS NULL OR organization_id = $1)"
         " ORDER BY organization_id, created_at",
         organization_id,

@@ -79,7 +79,8 @@ class Notification(Model):
         description="When the notifications topic took it; null: on its way."
     )
     data: dict[str, Any] = Field(
-        description="The event's data, as its JSON Schema (schemas/jsonschema/<type>.json) says."
+        description="The event's data, as its JSON Schema (schemas/jsonschema/<type>.json)"
+        " says: as sent (timestamps without a zero fraction) once `sent_at` is set."
     )
 
 

@@ -11,22 +11,17 @@ import httpx
 
 from deploy.stack.local import Endpoints
 from schemas import TypedEvent
-from services.emitter import Emitter, build_event
+from services.emitter import Emitter
 from services.query_api.auth import sign
 from tests.e2e.conftest import JWT_SECRET, Pipeline
-from tests.support.events import module_execution
+from tests.support.events import budget_set, module_execution
 from tests.support.waiting import eventually
 
 ORG = "org-b"
 
 
 def budget(event_id: str, at: datetime, credits: str | None) -> TypedEvent:
-    data: dict[str, object] = {"organization_id": ORG, "scenario_id": "scn-1", "set_at": at}
-    if credits is not None:
-        data["credits_per_period"] = credits
-    return build_event(
-        "com.metering.scenario.budget_set.v1", data, source="test", event_id=event_id, time=at
-    )
+    return budget_set(ORG, "scn-1", event_id, at, credits)
 
 
 async def send(servers: Endpoints, pipeline: Pipeline, events: list[TypedEvent]) -> None:
@@ -71,18 +66,7 @@ async def test_a_scenario_budgeted_before_it_ever_ran_shows_its_budget_and_nothi
     servers: Endpoints, pipeline: Pipeline
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
-    set_ = build_event(
-        "com.metering.scenario.budget_set.v1",
-        {
-            "organization_id": ORG,
-            "scenario_id": "scn-new",
-            "set_at": now,
-            "credits_per_period": "25",
-        },
-        source="test",
-        event_id="b-new",
-        time=now,
-    )
+    set_ = budget_set(ORG, "scn-new", "b-new", now, "25")
     await send(servers, pipeline, [set_])
 
     headers = {"Authorization": f"Bearer {sign(ORG, JWT_SECRET)}"}

@@ -20,11 +20,16 @@ from standardwebhooks.webhooks import Webhook
 
 from deploy.stack.local import Endpoints
 from schemas.notifications import notification_event
-from services.emitter import Emitter, build_event
+from services.emitter import Emitter
 from services.query_api.auth import sign
 from tests.e2e.conftest import JWT_SECRET
 from tests.integration.test_ingest_service import read_topic
-from tests.support.events import auto_purchase_configured, module_execution, period_started
+from tests.support.events import (
+    auto_purchase_configured,
+    budget_set,
+    module_execution,
+    period_started,
+)
 from tests.support.processes import ApiProcess, ProjectorProcess, ingest_on, running
 from tests.support.waiting import eventually
 from tests.support.webhooks import Receiver, receiving
@@ -82,20 +87,18 @@ async def test_a_crossing_reaches_the_topic_and_a_signed_webhook_and_the_api_lis
     again = metering(database_url, "webhooks", "add", ORG, receiver.url)
     assert again.returncode == 2
     assert "registered for org-n already" in again.stdout
+    for organization, url, why in [
+        ("not an id", receiver.url, "is not an organization id"),
+        (ORG, "ftp://hooks.example/x", "is not an http:// or https:// URL"),
+        (ORG, "http://[::1", "is not an http:// or https:// URL"),
+    ]:
+        refused = metering(database_url, "webhooks", "add", organization, url)
+        assert (refused.returncode, why in refused.stdout) == (2, True), refused.stdout
     now = datetime.now(UTC).replace(microsecond=0)
 
     async with Emitter(servers.kafka_bootstrap, new_topic, "test") as emitter:
-        await emitter.emit(
-            "com.metering.subscription.period_started.v1",
-            {
-                "organization_id": ORG,
-                "plan": "core",
-                "plan_credits": "100",
-                "period_start": now - timedelta(days=3),
-                "period_end": now + timedelta(days=27),
-            },
-            event_id="sub-1",
-            time=now - timedelta(days=3),
+        await emitter.send(
+            period_started(ORG, "100", now - timedelta(days=3), now + timedelta(days=27))
         )
         await emitter.send_many(
             [module_execution(ORG, i, Decimal(8), when=now - timedelta(hours=1)) for i in range(10)]
@@ -158,18 +161,7 @@ async def test_a_budget_and_the_auto_purchase_cap_reach_the_topic_as_valid_notif
                 period_started(ORG, "100", start, now + timedelta(days=27)),
                 # A pack of 50 below 30 left, but at most 40 a period: never bought.
                 auto_purchase_configured(ORG, "auto-1", start, "30", "50", cap="40"),
-                build_event(
-                    "com.metering.scenario.budget_set.v1",
-                    {
-                        "organization_id": ORG,
-                        "scenario_id": "scn-1",
-                        "set_at": start,
-                        "credits_per_period": "50",
-                    },
-                    source="test",
-                    event_id="budget-1",
-                    time=start,
-                ),
+                budget_set(ORG, "scn-1", "budget-1", start, "50"),
             ]
         )
         await emitter.send_many(

@@ -22,7 +22,12 @@ from services.projector.projection import prepare_connection, project_batch
 from services.projector.shards import claim
 from services.projector.webhooks import add_endpoint
 from tests.integration.test_attribution import plan_changed
-from tests.support.events import auto_purchase_configured, module_execution, period_started
+from tests.support.events import (
+    auto_purchase_configured,
+    budget_set,
+    module_execution,
+    period_started,
+)
 from tests.support.store import store
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -51,18 +56,7 @@ def purchase(n: int, credits: str) -> TypedEvent:
 
 
 def budget(n: int, credits: str, scenario: str = "scn-1") -> TypedEvent:
-    return build_event(
-        "com.metering.scenario.budget_set.v1",
-        {
-            "organization_id": "org-1",
-            "scenario_id": scenario,
-            "set_at": START + timedelta(seconds=n),
-            "credits_per_period": credits,
-        },
-        source="billing",
-        event_id=f"budget-{n}",
-        time=START + timedelta(seconds=n),
-    )
+    return budget_set("org-1", scenario, f"budget-{n}", START + timedelta(seconds=n), credits)
 
 
 def used(n: int, credits: int | str, scenario: str = "scn-1") -> TypedEvent:

@@ -108,3 +108,19 @@ def auto_purchase_configured(
         event_id=event_id,
         time=at,
     )
+
+
+def budget_set(
+    organization: str, scenario: str, event_id: str, at: datetime, credits: str | None
+) -> TypedEvent:
+    """A scenario's budget of `credits` per period from `at` on (None: no budget)."""
+    data: dict[str, object] = {
+        "organization_id": organization,
+        "scenario_id": scenario,
+        "set_at": at,
+    }
+    if credits is not None:
+        data["credits_per_period"] = credits
+    return build_event(
+        "com.metering.scenario.budget_set.v1", data, source="billing", event_id=event_id, time=at
+    )
